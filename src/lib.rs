@@ -1,0 +1,13 @@
+//! skan-receiver receives Apple's privacy-preserving install postbacks (SKAdNetwork and
+//! AdAttributionKit), verifies Apple's signatures, decodes conversion values with a
+//! marketer-edited schema, stores everything durably, reports aggregates and forwards results to
+//! partners.
+//!
+//! The library holds the whole application so that tests build the real thing; `main.rs` only
+//! parses arguments and calls [`cli::run`].
+
+pub mod apple_keys;
+pub mod cli;
+pub mod error_body;
+pub mod input;
+pub mod skan;
