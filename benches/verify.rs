@@ -64,7 +64,10 @@ fn main() {
     let mut group = criterion.benchmark_group("parse_and_verify");
     group.throughput(Throughput::Elements(1));
     for (label, bytes, keys) in &cases {
-        assert!(verify(&Postback::parse(bytes.clone()).expect("parses"), keys).is_valid(), "{label}");
+        assert!(
+            verify(&Postback::parse(bytes.clone()).expect("parses"), keys).is_valid(),
+            "{label}"
+        );
         group.bench_function(label.as_str(), |b| {
             b.iter(|| {
                 let postback = Postback::parse(bytes.clone()).expect("parses");

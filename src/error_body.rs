@@ -9,7 +9,7 @@ use crate::skan::ParseError;
 
 /// A machine-readable error: a stable snake_case `code`, a human `message`, and the `field` to
 /// blame when one input is at fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable snake_case identifier.
     pub code: String,
@@ -20,7 +20,7 @@ pub struct ErrorBody {
 }
 
 /// `{"error": ErrorBody}`, the top-level error document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,

@@ -81,6 +81,16 @@ pub fn for_each_item<R: BufRead>(
     }
 }
 
+/// Split an in-memory NDJSON body into its non-blank lines, trimmed, without copying.
+#[must_use]
+pub fn split_lines(body: &bytes::Bytes) -> Vec<bytes::Bytes> {
+    body.split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|line| !line.is_empty())
+        .map(|line| body.slice_ref(line))
+        .collect()
+}
+
 /// Skip white space and a UTF-8 byte-order mark; return the next byte without consuming it.
 fn skip_blank_and_peek<R: BufRead>(reader: &mut R) -> io::Result<Option<u8>> {
     let mut at_start = true;
@@ -209,6 +219,14 @@ mod tests {
         let got = items("[{\"a\":1}, {\"b\":", Framing::Auto);
         assert_eq!(got.len(), 2);
         assert!(got[1].starts_with("BROKEN") && got[1].contains("after 1 element"), "{got:?}");
+    }
+
+    #[test]
+    fn in_memory_lines_are_zero_copy_trimmed_views() {
+        let body = bytes::Bytes::from_static(b"{\"a\":1}\r\n\n  {\"a\":2}  \n");
+        let lines = split_lines(&body);
+        assert_eq!(lines, [&b"{\"a\":1}"[..], &b"{\"a\":2}"[..]]);
+        assert_eq!(lines[1].as_ptr(), body[12..].as_ptr());
     }
 
     #[test]

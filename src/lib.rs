@@ -6,8 +6,16 @@
 //! The library holds the whole application so that tests build the real thing; `main.rs` only
 //! parses arguments and calls [`cli::run`].
 
+pub mod app;
 pub mod apple_keys;
+pub mod auth;
 pub mod cli;
+pub mod clock;
+pub mod config;
 pub mod error_body;
+pub mod http;
+pub mod ingest;
 pub mod input;
 pub mod skan;
+pub mod store;
+pub mod telemetry;

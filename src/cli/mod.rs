@@ -3,6 +3,10 @@
 //! Every command reports failures on standard error in the shared error shape
 //! (`{"error": {"code", "message", "field"}}`) and exits 2 for usage errors and unreadable input.
 
+mod import;
+mod keys;
+mod migrate;
+mod serve;
 mod verify;
 
 use std::io::Write as _;
@@ -10,7 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::{DatabaseArgs, ServeArgs};
 use crate::error_body::ErrorBody;
+use crate::store::{self, ConnectOptions, Store};
 
 /// Receive, verify, decode, store and forward Apple SKAdNetwork and AdAttributionKit postbacks.
 #[derive(Debug, Parser)]
@@ -24,8 +30,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service (SQLite file `skan-receiver.db` and 127.0.0.1:8080 unless told otherwise).
+    Serve(Box<ServeArgs>),
     /// Verify postbacks from files or standard input and print one JSON line per postback.
     Verify(verify::VerifyArgs),
+    /// Import archived postbacks through the ingest pipeline, with progress and a summary.
+    Import(import::ImportArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -54,8 +69,38 @@ pub fn run() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Keys(command) => keys::run(command),
+        Command::Migrate(db) => migrate::run(&db),
     }
+}
+
+/// Print an error and return its exit status.
+pub(crate) fn fail(body: &ErrorBody, code: u8) -> ExitCode {
+    print_error(body);
+    ExitCode::from(code)
+}
+
+/// A multi-threaded runtime for the async commands.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().inspect_err(|err| {
+        print_error(&ErrorBody::new("runtime_failed", err.to_string()));
+    })
+}
+
+/// Open (and migrate) the database named by the flags, or print why not.
+pub(crate) async fn open_store(db: &DatabaseArgs) -> Result<std::sync::Arc<dyn Store>, ExitCode> {
+    let url = db
+        .resolve_url()
+        .map_err(|err| fail(&ErrorBody::new("invalid_settings", err.to_string()), EXIT_USAGE))?;
+    store::connect(&url, &ConnectOptions::default()).await.map_err(|err| {
+        fail(
+            &ErrorBody::new("database_unavailable", err.to_string()).with_field("--database-url"),
+            EXIT_USAGE,
+        )
+    })
 }
 
 /// Print an error in the shared shape on standard error.

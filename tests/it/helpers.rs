@@ -67,3 +67,249 @@ pub(crate) fn test_signer() -> PostbackSigner {
     )
     .unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Databases and running services.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use skan_receiver::app::App;
+use skan_receiver::clock::SystemClock;
+use skan_receiver::config::Settings;
+use skan_receiver::store::{self, ConnectOptions, NewApiKey, Role, Store};
+use tokio::sync::OnceCell;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends to run on: SQLite always; PostgreSQL when `TEST_POSTGRES_URL` is set. With
+/// `SKAN_TEST_REQUIRE_POSTGRES=1` (CI) a missing PostgreSQL fails the test instead.
+pub(crate) fn backends() -> Vec<Backend> {
+    if std::env::var_os("TEST_POSTGRES_URL").is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        assert!(
+            std::env::var_os("SKAN_TEST_REQUIRE_POSTGRES").is_none(),
+            "SKAN_TEST_REQUIRE_POSTGRES is set but TEST_POSTGRES_URL is not"
+        );
+        eprintln!("skipped: PostgreSQL half of this test (set TEST_POSTGRES_URL to run it)");
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A fresh, empty database: a temporary SQLite file or a new PostgreSQL database.
+pub(crate) struct TestDb {
+    pub(crate) url: String,
+    pub(crate) backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+static PG_COUNTER: AtomicU32 = AtomicU32::new(0);
+static PG_CLEANED: OnceCell<()> = OnceCell::const_new();
+
+fn admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL")
+}
+
+async fn admin_pool() -> sqlx::PgPool {
+    sqlx::PgPool::connect(&admin_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at TEST_POSTGRES_URL is unreachable: {e}"))
+}
+
+impl TestDb {
+    pub(crate) async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Self { url, backend, _dir: Some(dir), pg_name: None }
+            }
+            Backend::Postgres => {
+                let admin = admin_pool().await;
+                PG_CLEANED
+                    .get_or_init(|| async {
+                        // Leftovers of earlier runs (a panicking test does not clean up).
+                        let stale: Vec<(String,)> = sqlx::query_as(
+                            "SELECT datname FROM pg_database WHERE datname LIKE 'skan_test_%'",
+                        )
+                        .fetch_all(&admin)
+                        .await
+                        .unwrap();
+                        for (name,) in stale {
+                            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+                        }
+                    })
+                    .await;
+                let name = format!(
+                    "skan_test_{}_{}",
+                    std::process::id(),
+                    PG_COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let base = admin_url();
+                let root = base.rsplit_once('/').map_or(base.as_str(), |(root, _)| root);
+                Self { url: format!("{root}/{name}"), backend, _dir: None, pg_name: Some(name) }
+            }
+        }
+    }
+
+    /// Connect a store of our own to the database.
+    pub(crate) async fn store(&self) -> Arc<dyn Store> {
+        store::connect(&self.url, &ConnectOptions::default()).await.unwrap()
+    }
+
+    /// Drop the database (PostgreSQL); simulates the database going away under a running service.
+    pub(crate) async fn destroy(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = admin_pool().await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await
+            .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+/// A running service on a loopback port.
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) store: Arc<dyn Store>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Start the service on `db` with default settings (Apple's embedded keys).
+    pub(crate) async fn spawn(db: &TestDb) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Start the service on `db`, adjusting the settings first.
+    pub(crate) async fn spawn_with(db: &TestDb, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::with_database(&db.url);
+        settings.auth_cache = std::time::Duration::ZERO;
+        adjust(&mut settings);
+        let app = App::build(settings, Arc::new(SystemClock)).await.unwrap();
+        let store = app.store();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async {
+            let _ = stop.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Create an API key with `role` directly in the database and return its secret.
+    pub(crate) async fn key(&self, role: Role) -> String {
+        let key = skan_receiver::auth::generate_key().unwrap();
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("{}-{}", role.as_str(), N.fetch_add(1, Ordering::Relaxed));
+        self.store
+            .create_api_key(&NewApiKey {
+                name,
+                role,
+                key_hash: key.hash,
+                key_prefix: key.prefix,
+                created_at_ms: 0,
+            })
+            .await
+            .unwrap();
+        key.secret
+    }
+
+    /// POST a body to one of Apple's well-known paths.
+    pub(crate) async fn post_apple(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url("/.well-known/skadnetwork/report-attribution/"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST to `/v1/postbacks` with a key and content type.
+    pub(crate) async fn post_network(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/postbacks"))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET with a key, returning status and JSON body.
+    pub(crate) async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).bearer_auth(key).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stop gracefully: stop accepting, finish in-flight work, close the database.
+    pub(crate) async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Kill the service without any shutdown work, as a crash would.
+    pub(crate) fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Every backend, each with a fresh database.
+pub(crate) async fn each_backend() -> Vec<TestDb> {
+    let mut dbs = Vec::new();
+    for backend in backends() {
+        dbs.push(TestDb::new(backend).await);
+    }
+    dbs
+}

@@ -1,0 +1,168 @@
+//! Wiring: settings in, a running service out.
+//!
+//! [`App::build`] connects the store, loads keys, starts the group committer and assembles the
+//! router; [`App::run`] serves until the shutdown future resolves, then stops accepting, lets
+//! in-flight requests finish (their commits included), drains the committer and closes the
+//! database.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::ingest::{CommitConfig, Ingestor, commit};
+use crate::store::{self, Backend, ConnectOptions, Store};
+use crate::{apple_keys, telemetry};
+
+/// A built, not yet running service.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    router: axum::Router,
+    commit_task: tokio::task::JoinHandle<()>,
+    settings: Arc<Settings>,
+}
+
+impl App {
+    /// Connect, migrate and assemble everything `settings` describe.
+    ///
+    /// # Errors
+    /// When the database, the key set or the settings cannot be used; the message says which.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let keys = Arc::new(
+            apple_keys::load(settings.keys.as_deref()).context("loading the trusted key set")?,
+        );
+        let store = store::connect(
+            &settings.database_url,
+            &ConnectOptions {
+                max_connections: settings.db_max_connections,
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+        .with_context(|| {
+            format!("opening the database {}", store::redact_url(&settings.database_url))
+        })?;
+        let max_concurrent = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (settings.db_max_connections as usize / 2).clamp(1, 8),
+        };
+        let (committer, commit_task) = commit::spawn(
+            Arc::clone(&store),
+            CommitConfig {
+                max_items: settings.commit_max_items,
+                max_wait: settings.commit_max_wait,
+                max_concurrent,
+            },
+        );
+        let ingestor = Arc::new(Ingestor::new(keys, committer, clock, settings.max_postback_bytes));
+        let serve_metrics_here = settings.metrics_listen.is_none();
+        let (routes, openapi) = http::routes(&settings, serve_metrics_here);
+        let openapi = openapi.to_pretty_json().context("rendering the OpenAPI document")?;
+        let settings = Arc::new(settings);
+        let state = AppState {
+            auth: Arc::new(Authenticator::new(Arc::clone(&store), settings.auth_cache)),
+            store,
+            ingestor,
+            settings: Arc::clone(&settings),
+            metrics: if serve_metrics_here { telemetry::metrics_handle() } else { None },
+            openapi: Arc::new(openapi),
+        };
+        let router = http::router(routes, state.clone());
+        Ok(Self { state, router, commit_task, settings })
+    }
+
+    /// The complete router, for driving the service without a socket.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// The database.
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.state.store)
+    }
+
+    /// The ingest pipeline (the `import` command drives it directly).
+    #[must_use]
+    pub fn ingestor(&self) -> Arc<crate::ingest::Ingestor> {
+        Arc::clone(&self.state.ingestor)
+    }
+
+    /// Serve on `listener` until `shutdown` resolves, then shut down gracefully.
+    ///
+    /// # Errors
+    /// When the server fails or the metrics listener cannot be bound.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self { state, router, commit_task, settings } = self;
+        let token = tokio_util::sync::CancellationToken::new();
+        let metrics_server = match (settings.metrics_listen, telemetry::metrics_handle()) {
+            (Some(addr), Some(handle)) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?;
+                let token = token.clone();
+                Some(tokio::spawn(async move {
+                    let _ = axum::serve(listener, http::metrics_router(handle))
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await;
+                }))
+            }
+            _ => None,
+        };
+        let shutdown_token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            shutdown_token.cancel();
+        });
+        let addr = listener.local_addr().ok();
+        tracing::info!(?addr, database = %store::redact_url(&settings.database_url), "serving");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .await;
+        token.cancel();
+        tracing::info!("no longer accepting requests; draining");
+        let store = Arc::clone(&state.store);
+        drop(state);
+        if tokio::time::timeout(settings.shutdown_grace, commit_task).await.is_err() {
+            tracing::warn!("commit queue did not drain within the grace period");
+        }
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        served.context("serving HTTP")
+    }
+}
+
+/// Resolve on Ctrl+C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,339 @@
+//! Settings: command-line flags, `SKAN_*` environment variables and a TOML file, resolved into
+//! one [`Settings`] value at start-up.
+//!
+//! Precedence, highest first: flag or environment variable, then `--config FILE`, then the
+//! built-in default. An unknown key in the file is an error, so a typo never silently falls back
+//! to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The database URL used when none is configured: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://skan-receiver.db";
+
+/// Where the database is, shared by every command that touches it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    /// Default: `sqlite://skan-receiver.db` in the working directory.
+    #[arg(long, env = "SKAN_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// TOML settings file (see the README for its keys).
+    #[arg(long, env = "SKAN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `serve` (each also readable from its `SKAN_*` variable).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Database and settings file.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Address for the HTTP API. Default: 127.0.0.1:8080.
+    #[arg(long, env = "SKAN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics on this separate address instead of `/metrics` on the API.
+    #[arg(long, env = "SKAN_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory with a `keys.toml` manifest to trust instead of Apple's embedded keys.
+    #[arg(long, env = "SKAN_KEYS", value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Largest single postback body, in bytes. Default: 65536.
+    #[arg(long, env = "SKAN_MAX_POSTBACK_BYTES", value_name = "BYTES")]
+    pub max_postback_bytes: Option<usize>,
+    /// Largest batch body on /v1/postbacks, in bytes. Default: 16777216.
+    #[arg(long, env = "SKAN_MAX_BATCH_BYTES", value_name = "BYTES")]
+    pub max_batch_bytes: Option<usize>,
+    /// Most postbacks in one batch request. Default: 10000.
+    #[arg(long, env = "SKAN_MAX_BATCH_ITEMS", value_name = "N")]
+    pub max_batch_items: Option<usize>,
+    /// Most postbacks committed in one database transaction. Default: 1000.
+    #[arg(long, env = "SKAN_COMMIT_MAX_ITEMS", value_name = "N")]
+    pub commit_max_items: Option<usize>,
+    /// How long a commit group may wait for more postbacks before writing, in milliseconds.
+    /// Default: 0 (write as soon as the previous group is done; groups form under load).
+    #[arg(long, env = "SKAN_COMMIT_MAX_WAIT_MS", value_name = "MS")]
+    pub commit_max_wait_ms: Option<u64>,
+    /// Largest database connection pool. Default: 8 (SQLite), 16 (PostgreSQL).
+    #[arg(long, env = "SKAN_DB_MAX_CONNECTIONS", value_name = "N")]
+    pub db_max_connections: Option<u32>,
+    /// How long a revoked or changed API key may still be honoured from the in-memory cache, in
+    /// seconds. Default: 30.
+    #[arg(long, env = "SKAN_AUTH_CACHE_SECS", value_name = "SECS")]
+    pub auth_cache_secs: Option<u64>,
+    /// How long shutdown waits for in-flight work, in seconds. Default: 30.
+    #[arg(long, env = "SKAN_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Log format: `pretty` or `json`. Default: pretty.
+    #[arg(long, env = "SKAN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The TOML settings file; every key is optional and mirrors a flag.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// See `--database-url`.
+    pub database_url: Option<String>,
+    /// See `--metrics-listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// See `--keys` (relative paths are relative to the file).
+    pub keys: Option<PathBuf>,
+    /// See `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// Size and count limits.
+    #[serde(default)]
+    pub limits: FileLimits,
+    /// Group commit.
+    #[serde(default)]
+    pub commit: FileCommit,
+    /// Database pool.
+    #[serde(default)]
+    pub database: FileDatabase,
+    /// API authentication.
+    #[serde(default)]
+    pub auth: FileAuth,
+    /// Shutdown.
+    #[serde(default)]
+    pub shutdown: FileShutdown,
+}
+
+/// `[limits]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// See `--max-postback-bytes`.
+    pub max_postback_bytes: Option<usize>,
+    /// See `--max-batch-bytes`.
+    pub max_batch_bytes: Option<usize>,
+    /// See `--max-batch-items`.
+    pub max_batch_items: Option<usize>,
+}
+
+/// `[commit]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCommit {
+    /// See `--commit-max-items`.
+    pub max_items: Option<usize>,
+    /// See `--commit-max-wait-ms`.
+    pub max_wait_ms: Option<u64>,
+}
+
+/// `[database]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDatabase {
+    /// See `--db-max-connections`.
+    pub max_connections: Option<u32>,
+}
+
+/// `[auth]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    /// See `--auth-cache-secs`.
+    pub cache_secs: Option<u64>,
+}
+
+/// `[shutdown]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileShutdown {
+    /// See `--shutdown-grace-secs`.
+    pub grace_secs: Option<u64>,
+}
+
+/// Why settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The settings file could not be read.
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The settings file is not valid.
+    #[error("settings file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of its range.
+    #[error("{setting}: {message}")]
+    Invalid {
+        /// The setting's flag name.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Fully resolved settings of the service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Separate metrics listen address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Key directory (embedded Apple keys when `None`).
+    pub keys: Option<PathBuf>,
+    /// Largest single postback.
+    pub max_postback_bytes: usize,
+    /// Largest batch body.
+    pub max_batch_bytes: usize,
+    /// Most items per batch.
+    pub max_batch_items: usize,
+    /// Most items per commit transaction.
+    pub commit_max_items: usize,
+    /// Longest a commit group waits to fill.
+    pub commit_max_wait: Duration,
+    /// Pool size.
+    pub db_max_connections: u32,
+    /// API key cache lifetime.
+    pub auth_cache: Duration,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The parsed settings file, for sections other modules read (schemas, destinations).
+    pub file: FileConfig,
+}
+
+/// Read a settings file, or the empty configuration when there is none.
+///
+/// # Errors
+/// [`ConfigError`] when the file cannot be read or parsed.
+pub fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let mut file: FileConfig = toml::from_str(&text)
+        .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
+    if let (Some(keys), Some(dir)) = (&file.keys, path.parent())
+        && keys.is_relative()
+    {
+        file.keys = Some(dir.join(keys));
+    }
+    Ok(file)
+}
+
+impl DatabaseArgs {
+    /// The database URL: flag or variable, else the settings file, else the default.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the settings file cannot be read.
+    pub fn resolve_url(&self) -> Result<String, ConfigError> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        let file = load_file(self.config.as_deref())?;
+        Ok(file.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
+    }
+}
+
+impl Settings {
+    /// Resolve flags, variables, file and defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable file or an out-of-range value.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = load_file(args.db.config.as_deref())?;
+        let database_url = args
+            .db
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let is_postgres = !database_url.starts_with("sqlite:");
+        let settings = Self {
+            listen: args.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            keys: args.keys.clone().or_else(|| file.keys.clone()),
+            max_postback_bytes: args
+                .max_postback_bytes
+                .or(file.limits.max_postback_bytes)
+                .unwrap_or(64 * 1024),
+            max_batch_bytes: args
+                .max_batch_bytes
+                .or(file.limits.max_batch_bytes)
+                .unwrap_or(16 * 1024 * 1024),
+            max_batch_items: args.max_batch_items.or(file.limits.max_batch_items).unwrap_or(10_000),
+            commit_max_items: args.commit_max_items.or(file.commit.max_items).unwrap_or(1000),
+            commit_max_wait: Duration::from_millis(
+                args.commit_max_wait_ms.or(file.commit.max_wait_ms).unwrap_or(0),
+            ),
+            db_max_connections: args
+                .db_max_connections
+                .or(file.database.max_connections)
+                .unwrap_or(if is_postgres { 16 } else { 8 }),
+            auth_cache: Duration::from_secs(
+                args.auth_cache_secs.or(file.auth.cache_secs).unwrap_or(30),
+            ),
+            shutdown_grace: Duration::from_secs(
+                args.shutdown_grace_secs.or(file.shutdown.grace_secs).unwrap_or(30),
+            ),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            database_url,
+            file,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |setting: &'static str, value: usize| {
+            if value == 0 {
+                Err(ConfigError::Invalid { setting, message: "must be at least 1".to_owned() })
+            } else {
+                Ok(())
+            }
+        };
+        positive("--max-postback-bytes", self.max_postback_bytes)?;
+        positive("--max-batch-items", self.max_batch_items)?;
+        positive("--commit-max-items", self.commit_max_items)?;
+        positive("--db-max-connections", self.db_max_connections as usize)?;
+        if self.max_batch_bytes < self.max_postback_bytes {
+            return Err(ConfigError::Invalid {
+                setting: "--max-batch-bytes",
+                message: "must be at least --max-postback-bytes".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Settings for tests and embedding: defaults everywhere, with the given database.
+    #[must_use]
+    pub fn with_database(database_url: &str) -> Self {
+        let args = ServeArgs {
+            db: DatabaseArgs { database_url: Some(database_url.to_owned()), config: None },
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..ServeArgs::default()
+        };
+        Self::resolve(&args).unwrap_or_else(|err| unreachable!("defaults are valid: {err}"))
+    }
+}

@@ -1,0 +1,125 @@
+//! The one error type every handler returns, rendered as `{"error": {"code", "message", "field"}}`.
+//!
+//! The status-code mapping lives here and nowhere else. Server-side failures are logged once with
+//! their cause and answered with an opaque body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::Json;
+use crate::error_body::ErrorBody;
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+/// Seconds a client should wait before retrying when the database is unavailable.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// An error answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    BadRequest(ErrorBody),
+    /// 401: no or unknown API key.
+    Unauthorized(ErrorBody),
+    /// 403: the key's role does not allow this.
+    Forbidden(ErrorBody),
+    /// 404: no such resource or route.
+    NotFound(ErrorBody),
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 409: the resource already exists.
+    Conflict(ErrorBody),
+    /// 413: the body is over the limit.
+    PayloadTooLarge(ErrorBody),
+    /// 415: the body's content type is not accepted here.
+    UnsupportedMediaType(ErrorBody),
+    /// 422: well-formed but semantically invalid.
+    Unprocessable(ErrorBody),
+    /// 503: the database (or the service) cannot take this now; retry after a pause.
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; details go to the log, not the client.
+    Internal(String),
+}
+
+impl ApiError {
+    /// 400 with a code, message and the field at fault.
+    pub fn bad_request(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        let body = ErrorBody::new(code, message);
+        Self::BadRequest(match field {
+            Some(field) => body.with_field(field),
+            None => body,
+        })
+    }
+
+    /// 404 for a missing resource.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(ErrorBody::new("not_found", message))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => Self::Unavailable(e.to_string()),
+            StoreError::Duplicate(message) => Self::Conflict(ErrorBody::new("conflict", message)),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::ShuttingDown => {
+                Self::Unavailable("the service is shutting down".to_owned())
+            }
+            IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Self::BadRequest(body) => (StatusCode::BAD_REQUEST, body),
+            Self::Unauthorized(body) => {
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, Json(body.envelope())).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Self::Forbidden(body) => (StatusCode::FORBIDDEN, body),
+            Self::NotFound(body) => (StatusCode::NOT_FOUND, body),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorBody::new("method_not_allowed", "this path does not accept this HTTP method"),
+            ),
+            Self::Conflict(body) => (StatusCode::CONFLICT, body),
+            Self::PayloadTooLarge(body) => (StatusCode::PAYLOAD_TOO_LARGE, body),
+            Self::UnsupportedMediaType(body) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, body),
+            Self::Unprocessable(body) => (StatusCode::UNPROCESSABLE_ENTITY, body),
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "answering 503");
+                let body = ErrorBody::new(
+                    "unavailable",
+                    format!(
+                        "the service cannot store data right now; retry in {RETRY_AFTER_SECS} seconds"
+                    ),
+                );
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, Json(body.envelope())).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                return response;
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::new("internal", "internal error"))
+            }
+        };
+        (status, Json(body.envelope())).into_response()
+    }
+}

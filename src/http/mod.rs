@@ -1,0 +1,147 @@
+//! HTTP: routing, shared state and middleware. Handlers only translate between HTTP and one
+//! application call; everything else lives in `ingest`, `store` and the pure modules.
+
+pub mod error;
+pub mod extract;
+mod health;
+mod postbacks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use postbacks::{PostbackDetail, PostbackPage, SubmitResponse, Summary};
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::error_body::ErrorBody;
+use crate::ingest::Ingestor;
+use crate::store::Store;
+use error::ApiError;
+use extract::BodyLimit;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The ingest pipeline.
+    pub ingestor: Arc<Ingestor>,
+    /// API key checks.
+    pub auth: Arc<Authenticator>,
+    /// Resolved settings.
+    pub settings: Arc<Settings>,
+    /// Prometheus renderer, when metrics are served on the API listener.
+    pub metrics: Option<PrometheusHandle>,
+    /// The API description served at `/v1/openapi.json`.
+    pub openapi: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "skan-receiver",
+        description = "Receives, verifies, stores, decodes and forwards Apple SKAdNetwork and AdAttributionKit postbacks. Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "apple", description = "Apple's well-known postback paths (open)"),
+        (name = "postbacks", description = "Forwarded postbacks and support lookups"),
+        (name = "operations", description = "Health, readiness, metrics, API description"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// Build the routes and their OpenAPI description together, so the two cannot drift apart.
+/// `/metrics` is included only when metrics are served on the API listener.
+pub fn routes(
+    settings: &Settings,
+    serve_metrics: bool,
+) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let apple = OpenApiRouter::new()
+        .routes(routes!(postbacks::receive_skadnetwork))
+        .routes(routes!(postbacks::receive_skadnetwork_no_slash))
+        .routes(routes!(postbacks::receive_adattributionkit))
+        .routes(routes!(postbacks::receive_adattributionkit_no_slash))
+        .layer(DefaultBodyLimit::max(settings.max_postback_bytes))
+        .layer(Extension(BodyLimit(settings.max_postback_bytes)));
+    let forwarded = OpenApiRouter::new()
+        .routes(routes!(postbacks::submit_postbacks, postbacks::list_postbacks))
+        .layer(DefaultBodyLimit::max(settings.max_batch_bytes))
+        .layer(Extension(BodyLimit(settings.max_batch_bytes)));
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(apple)
+        .merge(forwarded)
+        .routes(routes!(postbacks::get_postback))
+        .routes(routes!(health::get_health))
+        .routes(routes!(health::get_ready))
+        .routes(routes!(health::get_openapi));
+    if serve_metrics {
+        router = router.routes(routes!(health::get_metrics));
+    }
+    router.split_for_parts()
+}
+
+/// The full service: routes, fallbacks and middleware, bound to `state`.
+pub fn router(routes: axum::Router<AppState>, state: AppState) -> axum::Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".to_owned()).into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound(ErrorBody::new("not_found", "no such endpoint; see /v1/openapi.json"))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// `GET /metrics` on its own listener, away from the public API.
+pub fn metrics_router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                handle.run_upkeep();
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+            }
+        }),
+    )
+}

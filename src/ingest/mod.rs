@@ -1,0 +1,358 @@
+//! The ingest pipeline: bytes in, durable outcome out.
+//!
+//! parse → verify → flatten into columns → group commit → per-item result. The HTTP handlers,
+//! the `import` command and tests all call [`Ingestor::ingest`], so every path into the database
+//! behaves the same way.
+
+pub mod commit;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::clock::Clock;
+use crate::error_body::ErrorBody;
+use crate::skan::{
+    KeySet, OutcomeClass, Postback, PostbackBody, Protocol, SourceApp, Verification, verify,
+};
+use crate::store::{
+    Channel, CopyComparison, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome,
+    StoreError, UnsignedValues,
+};
+pub use commit::{CommitClosed, CommitConfig, CommitHandle};
+
+/// Batches at least this large are verified on the CPU pool rather than inline.
+const PARALLEL_VERIFY_FROM: usize = 16;
+
+/// What happened to one submitted item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ItemResult {
+    /// Position in the request (0 for a single postback).
+    pub index: usize,
+    /// `accepted`, `duplicate`, `rejected`, `invalid` or `unverifiable`.
+    pub result: ReceiptResult,
+    /// The stored postback (absent when rejected).
+    pub postback_id: Option<i64>,
+    /// The stored receipt of this arrival.
+    pub receipt_id: i64,
+    /// The protocol dedup key (absent when rejected).
+    pub dedup_key: Option<String>,
+    /// Verified with a development key; never counted as production.
+    pub development: bool,
+    /// This copy disagreed with another copy on values the signature does not cover.
+    pub unsigned_mismatch: bool,
+    /// Why the item is not accepted (rejected, invalid, unverifiable).
+    pub error: Option<ErrorBody>,
+}
+
+/// Why a submission could not be processed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The service is shutting down and takes no more work.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The database failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A prepared item plus what the per-item result needs to report.
+struct Prepared {
+    item: IngestItem,
+    dedup_key: Option<String>,
+    development: bool,
+    error: Option<ErrorBody>,
+}
+
+/// Turns submitted bytes into committed postbacks.
+#[derive(Debug)]
+pub struct Ingestor {
+    keys: Arc<KeySet>,
+    committer: CommitHandle,
+    clock: Arc<dyn Clock>,
+    max_postback_bytes: usize,
+}
+
+impl Ingestor {
+    /// An ingestor verifying with `keys` and committing through `committer`.
+    #[must_use]
+    pub fn new(
+        keys: Arc<KeySet>,
+        committer: CommitHandle,
+        clock: Arc<dyn Clock>,
+        max_postback_bytes: usize,
+    ) -> Self {
+        Self { keys, committer, clock, max_postback_bytes }
+    }
+
+    /// Verify and durably record `raws` (each one candidate postback), returning one result per
+    /// item in order. Returns only after the items are committed.
+    ///
+    /// # Errors
+    /// [`IngestError::Store`] when the database failed (nothing acknowledged; retry),
+    /// [`IngestError::ShuttingDown`] during shutdown.
+    pub async fn ingest(
+        &self,
+        raws: Vec<Bytes>,
+        channel: Channel,
+        source_name: Option<String>,
+    ) -> Result<Vec<ItemResult>, IngestError> {
+        let received_at_ms = self.clock.now_ms();
+        let prepared: Vec<Prepared> = if raws.len() >= PARALLEL_VERIFY_FROM {
+            let keys = Arc::clone(&self.keys);
+            let limit = self.max_postback_bytes;
+            tokio::task::spawn_blocking(move || {
+                raws.into_par_iter()
+                    .map(|raw| {
+                        prepare(&keys, limit, raw, channel, source_name.clone(), received_at_ms)
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?
+        } else {
+            raws.into_iter()
+                .map(|raw| {
+                    prepare(
+                        &self.keys,
+                        self.max_postback_bytes,
+                        raw,
+                        channel,
+                        source_name.clone(),
+                        received_at_ms,
+                    )
+                })
+                .collect()
+        };
+        let (items, context): (Vec<IngestItem>, Vec<_>) =
+            prepared.into_iter().map(|p| (p.item, (p.dedup_key, p.development, p.error))).unzip();
+        let labels: Vec<(&'static str, String)> = items.iter().map(metric_labels).collect();
+        let outcomes =
+            self.committer.commit(items).await.map_err(|_| IngestError::ShuttingDown)??;
+        let results: Vec<ItemResult> = outcomes
+            .into_iter()
+            .zip(context)
+            .enumerate()
+            .map(|(index, (outcome, (dedup_key, development, error)))| {
+                item_result(index, outcome, dedup_key, development, error)
+            })
+            .collect();
+        for (result, (protocol, version)) in results.iter().zip(labels) {
+            metrics::counter!(
+                "skan_postbacks_total",
+                "protocol" => protocol,
+                "version" => version,
+                "outcome" => result.result.as_str(),
+                "channel" => channel.as_str(),
+            )
+            .increment(1);
+        }
+        Ok(results)
+    }
+}
+
+fn metric_labels(item: &IngestItem) -> (&'static str, String) {
+    match item {
+        IngestItem::Rejected { .. } => ("unknown", "unknown".to_owned()),
+        IngestItem::Checked { postback, .. } => (
+            postback.protocol.as_str(),
+            postback.version.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+    }
+}
+
+fn item_result(
+    index: usize,
+    outcome: RecordOutcome,
+    dedup_key: Option<String>,
+    development: bool,
+    error: Option<ErrorBody>,
+) -> ItemResult {
+    let base = ItemResult {
+        index,
+        result: ReceiptResult::Rejected,
+        postback_id: None,
+        receipt_id: 0,
+        dedup_key,
+        development,
+        unsigned_mismatch: false,
+        error,
+    };
+    match outcome {
+        RecordOutcome::Accepted { postback_id, receipt_id } => ItemResult {
+            result: ReceiptResult::Accepted,
+            postback_id: Some(postback_id),
+            receipt_id,
+            ..base
+        },
+        RecordOutcome::Duplicate { postback_id, receipt_id, comparison } => ItemResult {
+            result: ReceiptResult::Duplicate,
+            postback_id: Some(postback_id),
+            receipt_id,
+            unsigned_mismatch: matches!(comparison, CopyComparison::Mismatch { .. }),
+            ..base
+        },
+        RecordOutcome::Quarantined { postback_id, receipt_id, outcome, .. } => ItemResult {
+            result: if outcome == OutcomeClass::Unverifiable {
+                ReceiptResult::Unverifiable
+            } else {
+                ReceiptResult::Invalid
+            },
+            postback_id: Some(postback_id),
+            receipt_id,
+            ..base
+        },
+        RecordOutcome::Rejected { receipt_id } => ItemResult { receipt_id, ..base },
+    }
+}
+
+/// Parse, verify and flatten one candidate postback into what the store records. Pure.
+#[must_use]
+pub fn prepare_item(
+    keys: &KeySet,
+    max_postback_bytes: usize,
+    raw: Bytes,
+    channel: Channel,
+    source_name: Option<String>,
+    received_at_ms: i64,
+) -> IngestItem {
+    prepare(keys, max_postback_bytes, raw, channel, source_name, received_at_ms).item
+}
+
+fn prepare(
+    keys: &KeySet,
+    max_postback_bytes: usize,
+    raw: Bytes,
+    channel: Channel,
+    source_name: Option<String>,
+    received_at_ms: i64,
+) -> Prepared {
+    let receipt = ReceiptInput { received_at_ms, channel, source_name, raw };
+    let rejected = |receipt: ReceiptInput, error: ErrorBody| Prepared {
+        item: IngestItem::Rejected { receipt, error: error.clone() },
+        dedup_key: None,
+        development: false,
+        error: Some(error),
+    };
+    if receipt.raw.len() > max_postback_bytes {
+        let error = ErrorBody::new(
+            "payload_too_large",
+            format!(
+                "a postback may be at most {max_postback_bytes} bytes, this one is {}",
+                receipt.raw.len()
+            ),
+        );
+        return rejected(receipt, error);
+    }
+    let postback = match Postback::parse(receipt.raw.clone()) {
+        Ok(postback) => postback,
+        Err(err) => return rejected(receipt, ErrorBody::from(&err)),
+    };
+    let verification = verify(&postback, keys);
+    match flatten(&postback, &verification) {
+        Ok(new) => {
+            let error = verification.outcome.reason_code().map(|code| ErrorBody {
+                code: code.to_owned(),
+                message: verification.outcome.reason_message().unwrap_or_default(),
+                field: verification
+                    .outcome
+                    .reason_field(postback.protocol() == Protocol::AdAttributionKit)
+                    .map(str::to_owned),
+            });
+            Prepared {
+                dedup_key: Some(new.dedup_key.clone()),
+                development: verification.development,
+                error,
+                item: IngestItem::Checked { receipt, postback: Box::new(new) },
+            }
+        }
+        Err(error) => rejected(receipt, error),
+    }
+}
+
+/// The columns a postback is stored under. Fails only for item IDs beyond the database's signed
+/// 64-bit integers (no App Store ID comes near).
+fn flatten(postback: &Postback, verification: &Verification) -> Result<NewPostback, ErrorBody> {
+    let storable = |field: &str, value: u64| {
+        i64::try_from(value).map_err(|_| {
+            ErrorBody::new(
+                "out_of_range",
+                format!("{value} exceeds the largest storable ID ({})", i64::MAX),
+            )
+            .with_field(field)
+        })
+    };
+    let dedup_key = postback.dedup_key().to_string();
+    let outcome = verification.outcome.class();
+    let identity_key = if outcome == OutcomeClass::Valid {
+        dedup_key.clone()
+    } else {
+        let digest = Sha256::digest(postback.raw());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("{dedup_key}#{}#{hex}", outcome.as_str())
+    };
+    let value = postback.conversion_value();
+    let (source_app_id, source_domain, fidelity_type, country_code, aak_interaction) =
+        match postback.body() {
+            PostbackBody::Skan(s) => (
+                match &s.source_app {
+                    Some(SourceApp::AppId(id)) => Some(storable("source-app-id", *id)?),
+                    _ => None,
+                },
+                match &s.source_app {
+                    Some(SourceApp::Domain(d)) => Some(d.clone()),
+                    _ => None,
+                },
+                s.fidelity_type.map(|f| i64::from(f.as_u8())),
+                s.country_code.clone(),
+                None,
+            ),
+            PostbackBody::Aak(a) => (
+                a.jws
+                    .payload
+                    .publisher_item_identifier
+                    .map(|id| storable("jws-string.payload.publisher-item-identifier", id))
+                    .transpose()?,
+                None,
+                None,
+                a.country_code.clone(),
+                a.ad_interaction_type,
+            ),
+        };
+    let app_field = match postback.protocol() {
+        Protocol::SkAdNetwork => "app-id",
+        Protocol::AdAttributionKit => "jws-string.payload.advertised-item-identifier",
+    };
+    Ok(NewPostback {
+        identity_key,
+        dedup_key,
+        protocol: postback.protocol(),
+        version: postback.version().map(str::to_owned),
+        ad_network_id: postback.ad_network_id().to_owned(),
+        app_id: storable(app_field, postback.app_id())?,
+        transaction_id: postback.transaction_id().to_owned(),
+        source_identifier: postback.source_identifier().map(|s| s.as_str().to_owned()),
+        campaign_id: postback.campaign_id().map(i64::from),
+        source_app_id,
+        source_domain,
+        window: i64::from(postback.window()),
+        did_win: postback.did_win(),
+        conversion_type: postback.conversion_kind().map(|c| c.as_str().to_owned()),
+        fidelity_type,
+        values: UnsignedValues {
+            fine_value: value.fine(),
+            coarse_value: value.coarse(),
+            interaction: aak_interaction,
+        },
+        tier_hint: postback.tier_hint().map(i64::from),
+        country_code,
+        outcome,
+        reason_code: verification.outcome.reason_code().map(str::to_owned),
+        reason_message: verification.outcome.reason_message(),
+        development: verification.development,
+        key_name: verification.key.clone(),
+    })
+}

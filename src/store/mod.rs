@@ -1,0 +1,606 @@
+//! Durable storage behind one object-safe [`Store`] trait, on SQLite (embedded default) or
+//! PostgreSQL (shared by many receivers), chosen by the URL scheme.
+//!
+//! Methods are shaped by use case, not by table, and each is atomic: `record` writes receipts,
+//! postbacks and everything derived from them in one transaction, so an acknowledged postback is
+//! never half-stored. The SQL lives once, in [`sql`], generic over the two sqlx drivers; the
+//! dialect modules add only what differs (connection options, migrations, locking clauses).
+
+mod dedup;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use dedup::{CopyComparison, compare_copies};
+
+use crate::error_body::ErrorBody;
+use crate::skan::{CoarseValue, InteractionType, OutcomeClass, Protocol};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database cannot be reached or is overloaded; the caller should retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule was violated (for example a key name already taken).
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back as the type it should have.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database was down or busy).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            sqlx::Error::Database(db) => {
+                if db.is_unique_violation() {
+                    return Self::Duplicate(db.message().to_owned());
+                }
+                match db.code().as_deref() {
+                    // SQLITE_BUSY, SQLITE_LOCKED (and extended codes), disk full / I/O.
+                    Some("5" | "6" | "261" | "262" | "517" | "13" | "10") => Self::Unavailable(err),
+                    // PostgreSQL: serialization failure, deadlock, lock timeout, cannot connect
+                    // now, admin shutdown, crash shutdown, too many connections, database missing.
+                    Some(
+                        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300"
+                        | "3D000",
+                    ) => Self::Unavailable(err),
+                    _ => Self::Other(err),
+                }
+            }
+            _ => Self::Other(err),
+        }
+    }
+}
+
+/// How a postback reached us.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Straight from an Apple device, on the well-known paths.
+    Apple,
+    /// Forwarded by an ad network or imported from an archive.
+    Network,
+}
+
+impl Channel {
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apple => "apple",
+            Self::Network => "network",
+        }
+    }
+
+    /// Read a stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "apple" => Some(Self::Apple),
+            "network" => Some(Self::Network),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to one receipt (one arrival of a postback).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptResult {
+    /// A new valid postback.
+    Accepted,
+    /// A copy of a postback already stored.
+    Duplicate,
+    /// Not a well-formed postback; only the raw receipt is kept.
+    Rejected,
+    /// The signature does not hold; kept in quarantine.
+    Invalid,
+    /// The signature could not be checked; kept in quarantine.
+    Unverifiable,
+}
+
+impl ReceiptResult {
+    /// The stored and reported name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Invalid => "invalid",
+            Self::Unverifiable => "unverifiable",
+        }
+    }
+
+    /// Read a stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Accepted, Self::Duplicate, Self::Rejected, Self::Invalid, Self::Unverifiable]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+/// The arrival itself: when, how, from whom, and the bytes exactly as received.
+#[derive(Debug, Clone)]
+pub struct ReceiptInput {
+    /// Arrival time, unix milliseconds.
+    pub received_at_ms: i64,
+    /// Apple device or forwarder.
+    pub channel: Channel,
+    /// The API key name (or import label) for forwarded postbacks.
+    pub source_name: Option<String>,
+    /// The body (or batch item) verbatim.
+    pub raw: Bytes,
+}
+
+/// The values a postback carries outside Apple's signature, which copies may disagree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnsignedValues {
+    /// `conversion-value`.
+    pub fine_value: Option<u8>,
+    /// `coarse-conversion-value`.
+    pub coarse_value: Option<CoarseValue>,
+    /// AdAttributionKit `ad-interaction-type` (SKAdNetwork's `fidelity-type` is signed and
+    /// cannot differ between copies that verify).
+    pub interaction: Option<InteractionType>,
+}
+
+/// A checked postback, flattened into the columns it is stored and aggregated by.
+#[derive(Debug, Clone)]
+pub struct NewPostback {
+    /// Uniqueness key: the dedup key for valid postbacks; for quarantined ones the dedup key plus
+    /// the outcome and a digest of the bytes, so a forged copy never blocks the genuine one.
+    pub identity_key: String,
+    /// The protocol dedup key.
+    pub dedup_key: String,
+    /// SKAdNetwork or AdAttributionKit.
+    pub protocol: Protocol,
+    /// SKAdNetwork version string.
+    pub version: Option<String>,
+    /// `ad-network-id` / `ad-network-identifier`.
+    pub ad_network_id: String,
+    /// Advertised app.
+    pub app_id: i64,
+    /// `transaction-id` / `postback-identifier`.
+    pub transaction_id: String,
+    /// `source-identifier`.
+    pub source_identifier: Option<String>,
+    /// `campaign-id`.
+    pub campaign_id: Option<i64>,
+    /// `source-app-id` / `publisher-item-identifier`.
+    pub source_app_id: Option<i64>,
+    /// `source-domain`.
+    pub source_domain: Option<String>,
+    /// Conversion window (postback-sequence-index).
+    pub window: i64,
+    /// Winning attribution.
+    pub did_win: bool,
+    /// `download`, `redownload` or `re-engagement`.
+    pub conversion_type: Option<String>,
+    /// SKAdNetwork `fidelity-type`.
+    pub fidelity_type: Option<i64>,
+    /// Unsigned values (conversion values, AdAttributionKit interaction type).
+    pub values: UnsignedValues,
+    /// Crowd-anonymity tier hint.
+    pub tier_hint: Option<i64>,
+    /// `country-code`.
+    pub country_code: Option<String>,
+    /// Signature outcome.
+    pub outcome: OutcomeClass,
+    /// Reason code when not valid.
+    pub reason_code: Option<String>,
+    /// Reason message when not valid.
+    pub reason_message: Option<String>,
+    /// Verified with a development key.
+    pub development: bool,
+    /// Name of the key that verified (or failed to verify) it.
+    pub key_name: Option<String>,
+}
+
+/// One item to record.
+#[derive(Debug, Clone)]
+pub enum IngestItem {
+    /// Not a postback: keep the receipt and the error.
+    Rejected {
+        /// The arrival.
+        receipt: ReceiptInput,
+        /// Why it was rejected.
+        error: ErrorBody,
+    },
+    /// A parsed and verified postback.
+    Checked {
+        /// The arrival.
+        receipt: ReceiptInput,
+        /// The postback's columns.
+        postback: Box<NewPostback>,
+    },
+}
+
+/// What recording one item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// First valid copy of this postback.
+    Accepted {
+        /// Stored postback.
+        postback_id: i64,
+        /// Stored receipt.
+        receipt_id: i64,
+    },
+    /// Another copy of a valid postback already stored.
+    Duplicate {
+        /// Stored postback.
+        postback_id: i64,
+        /// Stored receipt.
+        receipt_id: i64,
+        /// How this copy compared with what was stored.
+        comparison: CopyComparison,
+    },
+    /// Stored in quarantine (invalid or unverifiable signature); never counted as valid.
+    Quarantined {
+        /// Stored postback.
+        postback_id: i64,
+        /// Stored receipt.
+        receipt_id: i64,
+        /// Invalid or unverifiable.
+        outcome: OutcomeClass,
+        /// Whether this exact copy was already quarantined.
+        repeat: bool,
+    },
+    /// Only the raw receipt was kept.
+    Rejected {
+        /// Stored receipt.
+        receipt_id: i64,
+    },
+}
+
+/// A stored postback, as listed for support work.
+#[derive(
+    Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, sqlx::FromRow,
+)]
+pub struct StoredPostback {
+    /// Row id.
+    pub id: i64,
+    /// Protocol dedup key.
+    pub dedup_key: String,
+    /// `skadnetwork` or `adattributionkit`.
+    pub protocol: String,
+    /// SKAdNetwork version.
+    pub version: Option<String>,
+    /// Ad network.
+    pub ad_network_id: String,
+    /// Advertised app.
+    pub app_id: i64,
+    /// `transaction-id` / `postback-identifier`.
+    pub transaction_id: String,
+    /// `source-identifier`.
+    pub source_identifier: Option<String>,
+    /// `campaign-id`.
+    pub campaign_id: Option<i64>,
+    /// `source-app-id` / `publisher-item-identifier`.
+    pub source_app_id: Option<i64>,
+    /// `source-domain`.
+    pub source_domain: Option<String>,
+    /// Conversion window.
+    #[sqlx(rename = "conversion_window")]
+    pub window: i64,
+    /// Winning attribution.
+    pub did_win: bool,
+    /// `download` / `redownload` / `re-engagement`.
+    pub conversion_type: Option<String>,
+    /// `fidelity-type`.
+    pub fidelity_type: Option<i64>,
+    /// `click` / `view`.
+    pub interaction: Option<String>,
+    /// Fine conversion value in effect.
+    pub fine_value: Option<i64>,
+    /// Coarse conversion value in effect.
+    pub coarse_value: Option<String>,
+    /// Crowd-anonymity tier hint.
+    pub tier_hint: Option<i64>,
+    /// `country-code`.
+    pub country_code: Option<String>,
+    /// `valid`, `invalid` or `unverifiable`.
+    pub outcome: String,
+    /// Why it is not valid.
+    pub reason_code: Option<String>,
+    /// Explanation of the reason.
+    pub reason_message: Option<String>,
+    /// Verified with a development key.
+    pub development: bool,
+    /// Key used.
+    pub key_name: Option<String>,
+    /// Channel whose unsigned values are in effect (Apple's copy wins).
+    pub values_channel: String,
+    /// Copies disagreed on unsigned values.
+    pub unsigned_mismatch: bool,
+    /// First arrival, unix milliseconds.
+    #[sqlx(rename = "first_received_at")]
+    pub first_received_at_ms: i64,
+    /// Number of receipts (copies and retries).
+    pub receipt_count: i64,
+}
+
+/// One stored receipt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct StoredReceipt {
+    /// Row id.
+    pub id: i64,
+    /// The postback it belongs to (none when rejected).
+    pub postback_id: Option<i64>,
+    /// Arrival, unix milliseconds.
+    #[sqlx(rename = "received_at")]
+    pub received_at_ms: i64,
+    /// `apple` or `network`.
+    pub channel: String,
+    /// API key name or import label.
+    pub source_name: Option<String>,
+    /// `accepted`, `duplicate`, `rejected`, `invalid`, `unverifiable`.
+    pub result: String,
+    /// Error code for rejected receipts.
+    pub error_code: Option<String>,
+    /// Error field for rejected receipts.
+    pub error_field: Option<String>,
+    /// Error message for rejected receipts.
+    pub error_message: Option<String>,
+    /// The bytes as received.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+/// Filter and page for listing postbacks; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PostbackQuery {
+    /// Exact `transaction-id` / `postback-identifier`.
+    pub transaction_id: Option<String>,
+    /// Signature outcome.
+    pub outcome: Option<OutcomeClass>,
+    /// First received at or after (unix ms).
+    pub since_ms: Option<i64>,
+    /// Only ids below this (the cursor).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// API key roles; `admin` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May submit postbacks.
+    Ingest,
+    /// May read postbacks and reports.
+    Viewer,
+    /// May read, and edit conversion-value schemas.
+    Editor,
+    /// May do everything, including destinations and keys.
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Self; 4] = [Self::Ingest, Self::Viewer, Self::Editor, Self::Admin];
+
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Read a stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Whether a key with this role may do what `required` guards. Reading is implied by
+    /// editing; ingest is its own narrow role (a forwarder's key reads nothing).
+    #[must_use]
+    pub fn allows(self, required: Self) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Editor => matches!(required, Self::Editor | Self::Viewer),
+            Self::Viewer => required == Self::Viewer,
+            Self::Ingest => required == Self::Ingest,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new API key to store (the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Unique name, shown in receipts.
+    pub name: String,
+    /// What the key may do.
+    pub role: Role,
+    /// SHA-256 of the secret, hex.
+    pub key_hash: String,
+    /// The first characters of the secret, to recognise it in lists.
+    pub key_prefix: String,
+    /// Creation time, unix ms.
+    pub created_at_ms: i64,
+}
+
+/// A stored API key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// First characters of the secret.
+    pub key_prefix: String,
+    /// Creation time, unix ms.
+    pub created_at_ms: i64,
+    /// Revocation time, unix ms.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Storage operations.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip to prove the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Embedded migrations not yet applied to this database (0 when up to date).
+    async fn pending_migrations(&self) -> Result<usize, StoreError>;
+
+    /// Record receipts and postbacks in one transaction, returning what happened to each item in
+    /// order. Nothing is written unless everything is.
+    async fn record(&self, items: &[IngestItem]) -> Result<Vec<RecordOutcome>, StoreError>;
+
+    /// One stored postback.
+    async fn postback(&self, id: i64) -> Result<Option<StoredPostback>, StoreError>;
+
+    /// The receipts of one postback, oldest first.
+    async fn receipts(&self, postback_id: i64) -> Result<Vec<StoredReceipt>, StoreError>;
+
+    /// Postbacks matching a filter, newest first.
+    async fn list_postbacks(
+        &self,
+        query: &PostbackQuery,
+    ) -> Result<Vec<StoredPostback>, StoreError>;
+
+    /// Store a new API key; a taken name is [`StoreError::Duplicate`].
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+
+    /// The unrevoked key with this secret hash.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every key, revoked or not.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revoke a key by name; false when no such unrevoked key exists.
+    async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Close every connection; later calls fail as unavailable.
+    async fn close(&self);
+}
+
+/// Connect to the database the URL names, creating an SQLite file if needed, and apply the
+/// embedded migrations.
+///
+/// # Errors
+/// [`StoreError::UnsupportedUrl`] for other schemes; connection and migration errors otherwise.
+pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::connect(url, options).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::connect(url, options).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl(redact_url(url)));
+    };
+    Ok(store)
+}
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Largest pool size.
+    pub max_connections: u32,
+    /// Apply migrations on connect.
+    pub migrate: bool,
+    /// How long to wait for a connection before reporting the database unavailable.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            migrate: true,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
+}
+
+/// A database URL safe to log: the password is replaced.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_what_they_should() {
+        assert!(Role::Admin.allows(Role::Ingest));
+        assert!(Role::Editor.allows(Role::Viewer));
+        assert!(!Role::Editor.allows(Role::Admin));
+        assert!(!Role::Viewer.allows(Role::Editor));
+        assert!(!Role::Ingest.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Ingest));
+    }
+
+    #[test]
+    fn passwords_never_appear_in_a_redacted_url() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

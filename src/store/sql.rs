@@ -1,0 +1,511 @@
+//! The SQL both backends share, written once and generic over the sqlx driver.
+//!
+//! Statements use only the portable subset (`$N` placeholders, `ON CONFLICT`, `RETURNING`,
+//! integer unix-millisecond times); anything dialect-specific comes from [`Dialect`].
+
+use std::future::Future;
+
+use sqlx::migrate::Migrator;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder,
+    Transaction, Type,
+};
+
+use super::{
+    ApiKey, Backend, IngestItem, NewApiKey, NewPostback, PostbackQuery, ReceiptInput,
+    ReceiptResult, RecordOutcome, Role, StoreError, StoredPostback, StoredReceipt, UnsignedValues,
+    dedup::{CopyComparison, compare_copies},
+};
+use crate::error_body::ErrorBody;
+use crate::skan::{CoarseValue, InteractionType, OutcomeClass};
+
+/// What differs between SQLite and PostgreSQL.
+pub(crate) trait Dialect: Database {
+    /// Which backend this is.
+    const BACKEND: Backend;
+
+    /// The embedded migrations of this dialect.
+    fn migrator() -> &'static Migrator;
+
+    /// Start a write transaction. SQLite must take its write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads and then writes fails at once when another writer won.
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+}
+
+/// A store over one sqlx pool; `SqlStore<Sqlite>` and `SqlStore<Postgres>` are the two backends.
+#[derive(Debug)]
+pub(crate) struct SqlStore<DB: Database> {
+    pub(crate) pool: Pool<DB>,
+}
+
+const POSTBACK_COLUMNS: &str = "id, dedup_key, protocol, version, ad_network_id, app_id, \
+     transaction_id, source_identifier, campaign_id, source_app_id, source_domain, \
+     conversion_window, did_win, conversion_type, fidelity_type, interaction, fine_value, \
+     coarse_value, tier_hint, country_code, outcome, reason_code, reason_message, development, \
+     key_name, values_channel, unsigned_mismatch, first_received_at, receipt_count";
+
+const INSERT_POSTBACK: &str = "INSERT INTO postbacks (identity_key, dedup_key, protocol, version, \
+     ad_network_id, app_id, transaction_id, source_identifier, campaign_id, source_app_id, \
+     source_domain, conversion_window, did_win, conversion_type, fidelity_type, interaction, \
+     fine_value, coarse_value, tier_hint, country_code, outcome, reason_code, reason_message, \
+     development, key_name, values_channel, first_received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23, $24, $25, $26, $27) \
+     ON CONFLICT (identity_key) DO NOTHING RETURNING id";
+
+const SELECT_FOR_COPY: &str = "SELECT id, fine_value, coarse_value, interaction, values_channel \
+     FROM postbacks WHERE identity_key = $1";
+
+const UPDATE_ON_COPY: &str = "UPDATE postbacks SET receipt_count = receipt_count + 1, \
+     fine_value = $2, coarse_value = $3, interaction = $4, values_channel = $5, \
+     unsigned_mismatch = (unsigned_mismatch OR $6) WHERE id = $1";
+
+const INSERT_RECEIPT: &str = "INSERT INTO receipts (postback_id, received_at, channel, \
+     source_name, result, error_code, error_field, error_message, raw) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+
+const SELECT_RECEIPTS: &str = "SELECT id, postback_id, received_at, channel, source_name, result, \
+     error_code, error_field, error_message, raw FROM receipts WHERE postback_id = $1 ORDER BY id";
+
+const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, role, key_hash, key_prefix, created_at) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+
+const API_KEY_COLUMNS: &str = "id, name, role, key_prefix, created_at, revoked_at";
+
+#[derive(FromRow)]
+pub(crate) struct CopyRow {
+    id: i64,
+    fine_value: Option<i64>,
+    coarse_value: Option<String>,
+    interaction: Option<String>,
+    values_channel: String,
+}
+
+#[derive(FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: i64,
+    name: String,
+    role: String,
+    key_prefix: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, StoreError> {
+        let role = Role::from_name(&row.role).ok_or_else(|| {
+            StoreError::Corrupt(format!("api key {}: role {:?}", row.name, row.role))
+        })?;
+        Ok(Self {
+            id: row.id,
+            name: row.name,
+            role,
+            key_prefix: row.key_prefix,
+            created_at_ms: row.created_at,
+            revoked_at_ms: row.revoked_at,
+        })
+    }
+}
+
+fn values_from_columns(
+    fine: Option<i64>,
+    coarse: Option<&str>,
+    interaction: Option<&str>,
+) -> UnsignedValues {
+    UnsignedValues {
+        fine_value: fine.and_then(|v| u8::try_from(v).ok()),
+        coarse_value: coarse.and_then(CoarseValue::from_wire),
+        interaction: match interaction {
+            Some("click") => Some(InteractionType::Click),
+            Some("view") => Some(InteractionType::View),
+            _ => None,
+        },
+    }
+}
+
+fn receipt_result_for(outcome: OutcomeClass) -> ReceiptResult {
+    match outcome {
+        OutcomeClass::Valid => ReceiptResult::Accepted,
+        OutcomeClass::Invalid => ReceiptResult::Invalid,
+        OutcomeClass::Unverifiable => ReceiptResult::Unverifiable,
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'r> StoredPostback: FromRow<'r, DB::Row>,
+    for<'r> StoredReceipt: FromRow<'r, DB::Row>,
+    for<'r> CopyRow: FromRow<'r, DB::Row>,
+    for<'r> ApiKeyRow: FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<(i64,)> =
+            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(err) => return Err(err.into()),
+            };
+        Ok(DB::migrator().iter().filter(|m| !applied.iter().any(|(v,)| *v == m.version)).count())
+    }
+
+    pub(crate) async fn record(
+        &self,
+        items: &[IngestItem],
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(Self::record_one(&mut tx, item).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub(crate) async fn postback(&self, id: i64) -> Result<Option<StoredPostback>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {POSTBACK_COLUMNS} FROM postbacks WHERE id = "
+        ));
+        query.push_bind(id);
+        Ok(query.build_query_as::<StoredPostback>().fetch_optional(&self.pool).await?)
+    }
+
+    pub(crate) async fn receipts(
+        &self,
+        postback_id: i64,
+    ) -> Result<Vec<StoredReceipt>, StoreError> {
+        Ok(sqlx::query_as(SELECT_RECEIPTS).bind(postback_id).fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn list_postbacks(
+        &self,
+        filter: &PostbackQuery,
+    ) -> Result<Vec<StoredPostback>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {POSTBACK_COLUMNS} FROM postbacks WHERE 1 = 1"
+        ));
+        if let Some(transaction_id) = &filter.transaction_id {
+            query.push(" AND transaction_id = ").push_bind(transaction_id.as_str());
+        }
+        if let Some(outcome) = filter.outcome {
+            query.push(" AND outcome = ").push_bind(outcome.as_str());
+        }
+        if let Some(since) = filter.since_ms {
+            query.push(" AND first_received_at >= ").push_bind(since);
+        }
+        if let Some(before) = filter.before_id {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(filter.limit);
+        Ok(query.build_query_as::<StoredPostback>().fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let (id,): (i64,) = sqlx::query_as(INSERT_API_KEY)
+            .bind(key.name.as_str())
+            .bind(key.role.as_str())
+            .bind(key.key_hash.as_str())
+            .bind(key.key_prefix.as_str())
+            .bind(key.created_at_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(ApiKey {
+            id,
+            name: key.name.clone(),
+            role: key.role,
+            key_prefix: key.key_prefix.clone(),
+            created_at_ms: key.created_at_ms,
+            revoked_at_ms: None,
+        })
+    }
+
+    pub(crate) async fn api_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL AND key_hash = "
+        ));
+        query.push_bind(key_hash);
+        let row = query.build_query_as::<ApiKeyRow>().fetch_optional(&self.pool).await?;
+        row.map(ApiKey::try_from).transpose()
+    }
+
+    pub(crate) async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut query =
+            QueryBuilder::<DB>::new(format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id"));
+        let rows = query.build_query_as::<ApiKeyRow>().fetch_all(&self.pool).await?;
+        rows.into_iter().map(ApiKey::try_from).collect()
+    }
+
+    pub(crate) async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let revoked: Option<(i64,)> = sqlx::query_as(
+            "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(at_ms)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(revoked.is_some())
+    }
+
+    /// Record one item inside the batch transaction.
+    async fn record_one(
+        tx: &mut Transaction<'static, DB>,
+        item: &IngestItem,
+    ) -> Result<RecordOutcome, StoreError> {
+        let (receipt, postback) = match item {
+            IngestItem::Rejected { receipt, error } => {
+                let receipt_id =
+                    Self::insert_receipt(tx, receipt, None, ReceiptResult::Rejected, Some(error))
+                        .await?;
+                return Ok(RecordOutcome::Rejected { receipt_id });
+            }
+            IngestItem::Checked { receipt, postback } => (receipt, postback.as_ref()),
+        };
+        let inserted: Option<(i64,)> =
+            Self::bind_postback(sqlx::query_as(INSERT_POSTBACK), postback, receipt)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some((postback_id,)) = inserted {
+            let result = receipt_result_for(postback.outcome);
+            let receipt_id =
+                Self::insert_receipt(tx, receipt, Some(postback_id), result, None).await?;
+            return Ok(if postback.outcome == OutcomeClass::Valid {
+                RecordOutcome::Accepted { postback_id, receipt_id }
+            } else {
+                RecordOutcome::Quarantined {
+                    postback_id,
+                    receipt_id,
+                    outcome: postback.outcome,
+                    repeat: false,
+                }
+            });
+        }
+
+        // Another copy is stored already (committed earlier, or earlier in this very batch).
+        let stored: CopyRow = sqlx::query_as(SELECT_FOR_COPY)
+            .bind(postback.identity_key.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        let stored_values = values_from_columns(
+            stored.fine_value,
+            stored.coarse_value.as_deref(),
+            stored.interaction.as_deref(),
+        );
+        let stored_channel =
+            super::Channel::from_name(&stored.values_channel).unwrap_or(super::Channel::Network);
+
+        if postback.outcome != OutcomeClass::Valid {
+            // The same quarantined bytes again (a device retrying a postback that fails to verify).
+            Self::update_on_copy(tx, stored.id, &stored_values, stored_channel, false).await?;
+            let receipt_id = Self::insert_receipt(
+                tx,
+                receipt,
+                Some(stored.id),
+                receipt_result_for(postback.outcome),
+                None,
+            )
+            .await?;
+            return Ok(RecordOutcome::Quarantined {
+                postback_id: stored.id,
+                receipt_id,
+                outcome: postback.outcome,
+                repeat: true,
+            });
+        }
+
+        let comparison =
+            compare_copies(&stored_values, stored_channel, &postback.values, receipt.channel);
+        let (values, channel, mismatch) = match comparison {
+            CopyComparison::Same { confirmed_by_apple: true }
+            | CopyComparison::Mismatch { adopt_incoming: true } => (
+                postback.values,
+                receipt.channel,
+                matches!(comparison, CopyComparison::Mismatch { .. }),
+            ),
+            CopyComparison::Same { confirmed_by_apple: false } => {
+                (stored_values, stored_channel, false)
+            }
+            CopyComparison::Mismatch { adopt_incoming: false } => {
+                (stored_values, stored_channel, true)
+            }
+        };
+        Self::update_on_copy(tx, stored.id, &values, channel, mismatch).await?;
+        let receipt_id =
+            Self::insert_receipt(tx, receipt, Some(stored.id), ReceiptResult::Duplicate, None)
+                .await?;
+        Ok(RecordOutcome::Duplicate { postback_id: stored.id, receipt_id, comparison })
+    }
+
+    fn bind_postback<'q, O>(
+        query: sqlx::query::QueryAs<'q, DB, O, DB::Arguments>,
+        p: &'q NewPostback,
+        receipt: &'q ReceiptInput,
+    ) -> sqlx::query::QueryAs<'q, DB, O, DB::Arguments> {
+        query
+            .bind(p.identity_key.as_str())
+            .bind(p.dedup_key.as_str())
+            .bind(p.protocol.as_str())
+            .bind(p.version.as_deref())
+            .bind(p.ad_network_id.as_str())
+            .bind(p.app_id)
+            .bind(p.transaction_id.as_str())
+            .bind(p.source_identifier.as_deref())
+            .bind(p.campaign_id)
+            .bind(p.source_app_id)
+            .bind(p.source_domain.as_deref())
+            .bind(p.window)
+            .bind(p.did_win)
+            .bind(p.conversion_type.as_deref())
+            .bind(p.fidelity_type)
+            .bind(p.values.interaction.map(InteractionType::as_str))
+            .bind(p.values.fine_value.map(i64::from))
+            .bind(p.values.coarse_value.map(CoarseValue::as_str))
+            .bind(p.tier_hint)
+            .bind(p.country_code.as_deref())
+            .bind(p.outcome.as_str())
+            .bind(p.reason_code.as_deref())
+            .bind(p.reason_message.as_deref())
+            .bind(p.development)
+            .bind(p.key_name.as_deref())
+            .bind(receipt.channel.as_str())
+            .bind(receipt.received_at_ms)
+    }
+
+    async fn update_on_copy(
+        tx: &mut Transaction<'static, DB>,
+        id: i64,
+        values: &UnsignedValues,
+        channel: super::Channel,
+        mismatch: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(UPDATE_ON_COPY)
+            .bind(id)
+            .bind(values.fine_value.map(i64::from))
+            .bind(values.coarse_value.map(CoarseValue::as_str))
+            .bind(values.interaction.map(InteractionType::as_str))
+            .bind(channel.as_str())
+            .bind(mismatch)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_receipt(
+        tx: &mut Transaction<'static, DB>,
+        receipt: &ReceiptInput,
+        postback_id: Option<i64>,
+        result: ReceiptResult,
+        error: Option<&ErrorBody>,
+    ) -> Result<i64, StoreError> {
+        let (id,): (i64,) = sqlx::query_as(INSERT_RECEIPT)
+            .bind(postback_id)
+            .bind(receipt.received_at_ms)
+            .bind(receipt.channel.as_str())
+            .bind(receipt.source_name.as_deref())
+            .bind(result.as_str())
+            .bind(error.map(|e| e.code.as_str()))
+            .bind(error.and_then(|e| e.field.as_deref()))
+            .bind(error.map(|e| e.message.as_str()))
+            .bind(receipt.raw.as_ref())
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(id)
+    }
+}
+
+/// Implement [`super::Store`] for `SqlStore<$db>` by delegating to the generic methods above.
+macro_rules! impl_store {
+    ($db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $crate::store::sql::SqlStore<$db> {
+            fn backend(&self) -> $crate::store::Backend {
+                <$db as $crate::store::sql::Dialect>::BACKEND
+            }
+            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+                Self::ping(self).await
+            }
+            async fn pending_migrations(&self) -> Result<usize, $crate::store::StoreError> {
+                Self::pending_migrations(self).await
+            }
+            async fn record(
+                &self,
+                items: &[$crate::store::IngestItem],
+            ) -> Result<Vec<$crate::store::RecordOutcome>, $crate::store::StoreError> {
+                Self::record(self, items).await
+            }
+            async fn postback(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::store::StoredPostback>, $crate::store::StoreError> {
+                Self::postback(self, id).await
+            }
+            async fn receipts(
+                &self,
+                postback_id: i64,
+            ) -> Result<Vec<$crate::store::StoredReceipt>, $crate::store::StoreError> {
+                Self::receipts(self, postback_id).await
+            }
+            async fn list_postbacks(
+                &self,
+                query: &$crate::store::PostbackQuery,
+            ) -> Result<Vec<$crate::store::StoredPostback>, $crate::store::StoreError> {
+                Self::list_postbacks(self, query).await
+            }
+            async fn create_api_key(
+                &self,
+                key: &$crate::store::NewApiKey,
+            ) -> Result<$crate::store::ApiKey, $crate::store::StoreError> {
+                Self::create_api_key(self, key).await
+            }
+            async fn api_key_by_hash(
+                &self,
+                key_hash: &str,
+            ) -> Result<Option<$crate::store::ApiKey>, $crate::store::StoreError> {
+                Self::api_key_by_hash(self, key_hash).await
+            }
+            async fn list_api_keys(
+                &self,
+            ) -> Result<Vec<$crate::store::ApiKey>, $crate::store::StoreError> {
+                Self::list_api_keys(self).await
+            }
+            async fn revoke_api_key(
+                &self,
+                name: &str,
+                at_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                Self::revoke_api_key(self, name, at_ms).await
+            }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

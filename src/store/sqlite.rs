@@ -1,0 +1,51 @@
+//! SQLite: the embedded default. One file, WAL mode, `synchronous = FULL` so a commit survives a
+//! power cut, and `BEGIN IMMEDIATE` for every write transaction.
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+
+use super::sql::{Dialect, SqlStore, impl_store};
+use super::{Backend, ConnectOptions, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Dialect for Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl_store!(Sqlite);
+
+/// Open (creating if needed) the SQLite database at `url` and migrate it.
+pub(super) async fn connect(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<SqlStore<Sqlite>, StoreError> {
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(2))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(StoreError::Unavailable)?;
+    if options.migrate {
+        MIGRATOR.run(&pool).await?;
+    }
+    Ok(SqlStore { pool })
+}

@@ -1,0 +1,335 @@
+//! Every store behaviour, run on SQLite and on PostgreSQL: the two backends must agree exactly.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use skan_receiver::ingest::prepare_item;
+use skan_receiver::skan::OutcomeClass;
+use skan_receiver::store::{
+    Channel, CopyComparison, IngestItem, NewApiKey, PostbackQuery, RecordOutcome, Role, Store,
+    StoreError,
+};
+
+use crate::helpers::{APPLE_KEYS, APPLE_VECTORS, each_backend};
+
+fn item(postback: &Value, channel: Channel, at_ms: i64) -> IngestItem {
+    prepare_item(
+        &APPLE_KEYS,
+        65536,
+        Bytes::from(serde_json::to_vec(postback).unwrap()),
+        channel,
+        (channel == Channel::Network).then(|| "network-a".to_owned()),
+        at_ms,
+    )
+}
+
+fn tampered(postback: &Value) -> Value {
+    let mut v = postback.clone();
+    v["app-id"] = json!(v["app-id"].as_u64().unwrap() + 1);
+    v
+}
+
+fn with_cv(postback: &Value, cv: u64) -> Value {
+    let mut v = postback.clone();
+    v["conversion-value"] = json!(cv);
+    v
+}
+
+async fn stores() -> Vec<(Arc<dyn Store>, crate::helpers::TestDb)> {
+    let mut out = Vec::new();
+    for db in each_backend().await {
+        out.push((db.store().await, db));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_new_postback_is_accepted_and_a_second_copy_is_a_duplicate() {
+    for (store, _db) in stores().await {
+        let pb = &APPLE_VECTORS[0].postback;
+        let first = store.record(&[item(pb, Channel::Apple, 1_000)]).await.unwrap();
+        let RecordOutcome::Accepted { postback_id, .. } = first[0] else { panic!("{first:?}") };
+        let again = store.record(&[item(pb, Channel::Apple, 2_000)]).await.unwrap();
+        assert_eq!(
+            again[0],
+            RecordOutcome::Duplicate {
+                postback_id,
+                receipt_id: match again[0] {
+                    RecordOutcome::Duplicate { receipt_id, .. } => receipt_id,
+                    _ => 0,
+                },
+                comparison: CopyComparison::Same { confirmed_by_apple: false }
+            }
+        );
+        let stored = store.postback(postback_id).await.unwrap().unwrap();
+        assert_eq!(stored.receipt_count, 2);
+        assert_eq!(stored.first_received_at_ms, 1_000);
+        assert_eq!(stored.fine_value, Some(63));
+        assert_eq!(stored.outcome, "valid");
+        let receipts = store.receipts(postback_id).await.unwrap();
+        assert_eq!(
+            receipts.iter().map(|r| r.result.as_str()).collect::<Vec<_>>(),
+            ["accepted", "duplicate"]
+        );
+        assert_eq!(receipts[0].raw, serde_json::to_vec(pb).unwrap(), "raw bytes verbatim");
+    }
+}
+
+#[tokio::test]
+async fn invalid_postbacks_are_quarantined_and_identical_retries_collapse() {
+    for (store, _db) in stores().await {
+        let bad = tampered(&APPLE_VECTORS[2].postback);
+        let first = store.record(&[item(&bad, Channel::Apple, 1)]).await.unwrap();
+        let RecordOutcome::Quarantined {
+            postback_id,
+            outcome: OutcomeClass::Invalid,
+            repeat: false,
+            ..
+        } = first[0]
+        else {
+            panic!("{first:?}")
+        };
+        let retry = store.record(&[item(&bad, Channel::Apple, 2)]).await.unwrap();
+        assert!(
+            matches!(retry[0], RecordOutcome::Quarantined { postback_id: id, repeat: true, .. } if id == postback_id)
+        );
+        let stored = store.postback(postback_id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.outcome.as_str(), stored.reason_code.as_deref()),
+            ("invalid", Some("signature_mismatch"))
+        );
+        let valid = store
+            .list_postbacks(&PostbackQuery {
+                outcome: Some(OutcomeClass::Valid),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(valid.is_empty(), "a quarantined postback is never listed as valid");
+    }
+}
+
+#[tokio::test]
+async fn a_forged_copy_arriving_first_never_blocks_the_genuine_postback() {
+    for (store, _db) in stores().await {
+        let genuine = &APPLE_VECTORS[2].postback;
+        let mut forged = genuine.clone();
+        forged["attribution-signature"] =
+            APPLE_VECTORS[3].postback["attribution-signature"].clone();
+        let out = store
+            .record(&[item(&forged, Channel::Network, 1), item(genuine, Channel::Apple, 2)])
+            .await
+            .unwrap();
+        assert!(matches!(out[0], RecordOutcome::Quarantined { .. }), "{out:?}");
+        assert!(matches!(out[1], RecordOutcome::Accepted { .. }), "{out:?}");
+    }
+}
+
+#[tokio::test]
+async fn apples_copy_replaces_a_forwarders_altered_values_and_flags_the_postback() {
+    for (store, _db) in stores().await {
+        let genuine = &APPLE_VECTORS[2].postback; // conversion-value 20
+        let altered = with_cv(genuine, 63);
+        let out = store.record(&[item(&altered, Channel::Network, 1)]).await.unwrap();
+        let RecordOutcome::Accepted { postback_id, .. } = out[0] else { panic!() };
+        assert_eq!(store.postback(postback_id).await.unwrap().unwrap().fine_value, Some(63));
+        let out = store.record(&[item(genuine, Channel::Apple, 2)]).await.unwrap();
+        assert!(matches!(
+            out[0],
+            RecordOutcome::Duplicate {
+                comparison: CopyComparison::Mismatch { adopt_incoming: true },
+                ..
+            }
+        ));
+        let stored = store.postback(postback_id).await.unwrap().unwrap();
+        assert_eq!(stored.fine_value, Some(20), "Apple's value wins");
+        assert_eq!(stored.values_channel, "apple");
+        assert!(stored.unsigned_mismatch);
+        // A later forwarded copy with yet another value changes nothing but stays flagged.
+        store.record(&[item(&with_cv(genuine, 5), Channel::Network, 3)]).await.unwrap();
+        let stored = store.postback(postback_id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.fine_value, stored.unsigned_mismatch, stored.receipt_count),
+            (Some(20), true, 3)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forwarders_copy_never_overrides_apples_values() {
+    for (store, _db) in stores().await {
+        let genuine = &APPLE_VECTORS[0].postback; // 63
+        let out = store
+            .record(&[
+                item(genuine, Channel::Apple, 1),
+                item(&with_cv(genuine, 1), Channel::Network, 2),
+            ])
+            .await
+            .unwrap();
+        let RecordOutcome::Accepted { postback_id, .. } = out[0] else { panic!() };
+        assert!(matches!(
+            out[1],
+            RecordOutcome::Duplicate {
+                comparison: CopyComparison::Mismatch { adopt_incoming: false },
+                ..
+            }
+        ));
+        let stored = store.postback(postback_id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.fine_value, stored.values_channel.as_str(), stored.unsigned_mismatch),
+            (Some(63), "apple", true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejected_items_keep_their_raw_receipt_and_the_error() {
+    for (store, _db) in stores().await {
+        let raw = Bytes::from_static(b"{\"version\": \"4.0\", \"ad-network-id\": 5}");
+        let rejected = prepare_item(&APPLE_KEYS, 65536, raw.clone(), Channel::Apple, None, 9);
+        let IngestItem::Rejected { error, .. } = &rejected else { panic!() };
+        assert_eq!(
+            (error.code.as_str(), error.field.as_deref()),
+            ("wrong_type", Some("ad-network-id"))
+        );
+        let out = store.record(&[rejected]).await.unwrap();
+        assert!(matches!(out[0], RecordOutcome::Rejected { receipt_id } if receipt_id > 0));
+        let none =
+            store.list_postbacks(&PostbackQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert!(none.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn listing_filters_by_transaction_outcome_and_time_and_pages_newest_first() {
+    for (store, _db) in stores().await {
+        let items: Vec<IngestItem> = [0usize, 1, 2, 3, 4]
+            .iter()
+            .map(|&i| item(&APPLE_VECTORS[i].postback, Channel::Apple, 1_000 * i as i64))
+            .chain([item(&tampered(&APPLE_VECTORS[3].postback), Channel::Apple, 9_000)])
+            .collect();
+        store.record(&items).await.unwrap();
+        let all = store
+            .list_postbacks(&PostbackQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        let page1 =
+            store.list_postbacks(&PostbackQuery { limit: 4, ..Default::default() }).await.unwrap();
+        let page2 = store
+            .list_postbacks(&PostbackQuery {
+                limit: 4,
+                before_id: Some(page1.last().unwrap().id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page1.len() + page2.len(), 6);
+        let tx = store
+            .list_postbacks(&PostbackQuery {
+                transaction_id: Some("6aafb7a5-0170-41b5-bbe4-fe71dedf1e28".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            tx.len(),
+            2,
+            "3.0 winning and 2.2 share this transaction-id under different networks"
+        );
+        let invalid = store
+            .list_postbacks(&PostbackQuery {
+                outcome: Some(OutcomeClass::Invalid),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(invalid.len(), 1);
+        let recent = store
+            .list_postbacks(&PostbackQuery {
+                since_ms: Some(3_000),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recent.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_until_revoked_and_names_are_unique() {
+    for (store, _db) in stores().await {
+        let new = NewApiKey {
+            name: "net".into(),
+            role: Role::Ingest,
+            key_hash: "h1".into(),
+            key_prefix: "skr_x".into(),
+            created_at_ms: 5,
+        };
+        let key = store.create_api_key(&new).await.unwrap();
+        assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(key.clone()));
+        let dup = store.create_api_key(&NewApiKey { key_hash: "h2".into(), ..new.clone() }).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+        assert!(store.revoke_api_key("net", 7).await.unwrap());
+        assert!(!store.revoke_api_key("net", 8).await.unwrap());
+        assert_eq!(store.api_key_by_hash("h1").await.unwrap(), None);
+        assert_eq!(store.list_api_keys().await.unwrap()[0].revoked_at_ms, Some(7));
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_all_applied_on_connect() {
+    for (store, _db) in stores().await {
+        assert_eq!(store.pending_migrations().await.unwrap(), 0);
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_accept_each_postback_exactly_once() {
+    for (store, db) in stores().await {
+        // Two stores (two receivers) on one database, racing to record the same postbacks.
+        let other = db.store().await;
+        let batch: Vec<IngestItem> =
+            APPLE_VECTORS.iter().map(|v| item(&v.postback, Channel::Apple, 1)).collect();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = if i % 2 == 0 { Arc::clone(&store) } else { Arc::clone(&other) };
+            let batch = batch.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match store.record(&batch).await {
+                        Ok(out) => return out,
+                        Err(err) if err.is_unavailable() => {
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                        }
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task
+                .await
+                .unwrap()
+                .iter()
+                .filter(|o| matches!(o, RecordOutcome::Accepted { .. }))
+                .count();
+        }
+        // 8 vectors, of which three share one SKAdNetwork dedup key (2.0, 2.1, 2.2 examples).
+        assert_eq!(accepted, 6);
+        let all = store
+            .list_postbacks(&PostbackQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all.iter().map(|p| p.receipt_count).sum::<i64>(), 64);
+    }
+}
