@@ -16,6 +16,7 @@ pub mod error_body;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod loadgen;
 pub mod skan;
 pub mod store;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 
 mod import;
 mod keys;
+mod loadgen;
 mod migrate;
 mod serve;
 mod verify;
@@ -41,6 +42,8 @@ pub enum Command {
     Keys(keys::KeysCommand),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Send realistic signed postbacks to a receiver and report throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -74,6 +77,7 @@ pub fn run() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Keys(command) => keys::run(command),
         Command::Migrate(db) => migrate::run(&db),
+        Command::Loadgen(args) => loadgen::run(&args),
     }
 }
 

@@ -375,3 +375,55 @@ async fn pages_of_postbacks_chain_through_the_cursor() {
     assert_eq!(seen.len(), 6);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests_and_loses_nothing_acknowledged() {
+    for db in each_backend().await {
+        let app =
+            TestApp::spawn_with(&db, |s| s.keys = Some(crate::helpers::repo_path("testdata/keys")))
+                .await;
+        let mut factory = skan_receiver::loadgen::PostbackFactory::from_key_dir(
+            &crate::helpers::repo_path("testdata/keys"),
+            42,
+            skan_receiver::loadgen::FactoryConfig::default(),
+        )
+        .unwrap();
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..400 {
+            let (client, url, postback) = (
+                app.client.clone(),
+                app.url("/.well-known/skadnetwork/report-attribution/"),
+                factory.next_postback(),
+            );
+            let answered = std::sync::Arc::clone(&answered);
+            requests.spawn(async move {
+                let response = client.post(url).body(postback).send().await.ok()?;
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if response.status() != 200 {
+                    return None;
+                }
+                let result: Value = response.json().await.ok()?;
+                result["postback_id"].as_i64()
+            });
+        }
+        // Stop while requests are still in flight.
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        app.stop().await;
+        let mut acknowledged = Vec::new();
+        while let Some(done) = requests.join_next().await {
+            acknowledged.extend(done.unwrap());
+        }
+        assert!(!acknowledged.is_empty());
+        let store = db.store().await;
+        for id in &acknowledged {
+            assert!(
+                store.postback(*id).await.unwrap().is_some(),
+                "acknowledged postback {id} is stored"
+            );
+        }
+        eprintln!("{:?}: {} of 400 acknowledged around shutdown", db.backend, acknowledged.len());
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the crate links once.
 
 mod api_ingest;
+mod cli_service;
 mod cli_verify;
 mod helpers;
 mod openapi;

@@ -1,0 +1,224 @@
+//! The service commands run as processes: `keys`, `import`, `migrate`, and `serve` with a
+//! settings file and a SIGTERM.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{APPLE_VECTORS, Backend, TestApp, TestDb};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_skan-receiver"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn keys_create_prints_only_the_key_which_then_authenticates() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (code, stdout, _) = run(&[
+        "keys",
+        "create",
+        "--role",
+        "ingest",
+        "--name",
+        "network-a",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().count(), 1);
+    let key = stdout.trim();
+    assert!(key.starts_with("skr_"));
+
+    let (code, _, stderr) = run(&[
+        "keys",
+        "create",
+        "--role",
+        "ingest",
+        "--name",
+        "network-a",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 1);
+    let err: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "duplicate_name");
+    let (code, _, stderr) =
+        run(&["keys", "create", "--role", "superuser", "--name", "x", "--database-url", &db.url]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("\"code\":\"usage\""), "{stderr}");
+
+    let app = TestApp::spawn(&db).await;
+    let response = app
+        .post_network(
+            key,
+            "application/json",
+            serde_json::to_vec(&APPLE_VECTORS[0].postback).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let stored = app
+        .store
+        .list_postbacks(&skan_receiver::store::PostbackQuery { limit: 1, ..Default::default() })
+        .await
+        .unwrap();
+    let receipts = app.store.receipts(stored[0].id).await.unwrap();
+    assert_eq!(receipts[0].source_name.as_deref(), Some("network-a"));
+    app.stop().await;
+
+    let (code, stdout, _) = run(&["keys", "list", "--database-url", &db.url]);
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (listed["name"].as_str(), listed["role"].as_str()),
+        (Some("network-a"), Some("ingest"))
+    );
+    assert!(!stdout.contains(key), "secrets are never listed");
+    let (code, _, _) = run(&["keys", "revoke", "--name", "network-a", "--database-url", &db.url]);
+    assert_eq!(code, 0);
+    let app = TestApp::spawn(&db).await;
+    let response = app.post_network(key, "application/json", "{}").await;
+    assert_eq!(response.status(), 401, "a revoked key is refused");
+    app.stop().await;
+}
+
+#[test]
+fn import_reads_ndjson_and_gzip_arrays_and_a_second_run_counts_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("import.db").display());
+    let ndjson = dir.path().join("a.ndjson");
+    let lines: String = APPLE_VECTORS.iter().map(|v| format!("{}\n", v.postback)).collect();
+    std::fs::write(&ndjson, format!("{lines}not json\n")).unwrap();
+    let gz = dir.path().join("b.json.gz");
+    let array =
+        serde_json::to_vec(&APPLE_VECTORS.iter().map(|v| v.postback.clone()).collect::<Vec<_>>())
+            .unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(&array).unwrap();
+    encoder.finish().unwrap();
+
+    let args = ["import", "--database-url", &url, ndjson.to_str().unwrap(), gz.to_str().unwrap()];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let first: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(first["files"], 2);
+    assert_eq!(first["postbacks"], 17);
+    // 8 vectors with 6 distinct dedup keys, twice, plus one line that is not JSON.
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicate"].as_u64(), first["rejected"].as_u64()),
+        (Some(6), Some(10), Some(1))
+    );
+    assert!(stderr.contains("imported 17 postbacks"), "{stderr}");
+    let (code, stdout, _) = run(&args);
+    assert_eq!(code, 0);
+    let second: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((second["accepted"].as_u64(), second["duplicate"].as_u64()), (Some(0), Some(16)));
+
+    let (code, _, stderr) = run(&["import", "--database-url", &url, "/nonexistent.ndjson"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unreadable_input"));
+}
+
+#[test]
+fn migrate_reports_nothing_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let (code, stdout, _) = run(&["migrate", "--database-url", &url]);
+    assert_eq!(code, 0);
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["pending"], 0);
+    let (code, _, stderr) = run(&["migrate", "--database-url", "mysql://nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+}
+
+#[test]
+fn serve_runs_from_a_settings_file_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = dir.path().join("skan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{}\"\n[limits]\nmax_postback_bytes = 4096\n",
+            dir.path().join("svc.db").display()
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking_client();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/readyz")).send().is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "the service came up on the configured port");
+    let response = client
+        .post(format!("{base}/.well-known/skadnetwork/report-attribution/"))
+        .body(vec![b' '; 5000])
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 413, "the file's limit applies");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    std::fs::write(&config, "colour = \"red\"\n").unwrap();
+    let (code, _, stderr) = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field") && stderr.contains("colour"), "{stderr}");
+}
+
+mod reqwest {
+    //! A tiny blocking HTTP client for process tests, on top of the async one.
+    pub(super) fn blocking_client() -> Client {
+        Client(
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            ::reqwest::Client::new(),
+        )
+    }
+    pub(super) struct Client(tokio::runtime::Runtime, ::reqwest::Client);
+    pub(super) struct Request<'a>(&'a tokio::runtime::Runtime, ::reqwest::RequestBuilder);
+    impl Client {
+        pub(super) fn get(&self, url: String) -> Request<'_> {
+            Request(&self.0, self.1.get(url))
+        }
+        pub(super) fn post(&self, url: String) -> Request<'_> {
+            Request(&self.0, self.1.post(url))
+        }
+    }
+    impl Request<'_> {
+        pub(super) fn body(self, body: Vec<u8>) -> Self {
+            Self(self.0, self.1.body(body))
+        }
+        pub(super) fn send(self) -> Result<::reqwest::Response, ::reqwest::Error> {
+            self.0.block_on(self.1.send())
+        }
+    }
+}
