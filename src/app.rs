@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::ingest::{CommitConfig, Ingestor, commit};
+use crate::schemas::SchemaService;
 use crate::store::{self, Backend, ConnectOptions, Store};
 use crate::{apple_keys, telemetry};
 
@@ -60,12 +61,20 @@ impl App {
                 max_concurrent,
             },
         );
-        let ingestor = Arc::new(Ingestor::new(keys, committer, clock, settings.max_postback_bytes));
+        let ingestor = Arc::new(Ingestor::new(
+            keys,
+            committer,
+            Arc::clone(&clock),
+            settings.max_postback_bytes,
+        ));
         let serve_metrics_here = settings.metrics_listen.is_none();
         let (routes, openapi) = http::routes(&settings, serve_metrics_here);
         let openapi = openapi.to_pretty_json().context("rendering the OpenAPI document")?;
         let settings = Arc::new(settings);
+        let schemas = Arc::new(SchemaService::new(Arc::clone(&store), Arc::clone(&clock)));
+        apply_configured_schemas(&schemas, &settings.file.schemas).await?;
         let state = AppState {
+            schemas,
             auth: Arc::new(Authenticator::new(Arc::clone(&store), settings.auth_cache)),
             store,
             ingestor,
@@ -143,6 +152,45 @@ impl App {
         tracing::info!("stopped");
         served.context("serving HTTP")
     }
+}
+
+/// Apply the schemas listed in the settings file, each as a new version only when it differs
+/// from the app's latest one. A schema with errors stops start-up.
+async fn apply_configured_schemas(
+    schemas: &SchemaService,
+    configured: &[crate::config::FileSchema],
+) -> anyhow::Result<()> {
+    for entry in configured {
+        let text = std::fs::read_to_string(&entry.file)
+            .with_context(|| format!("reading schema file {}", entry.file.display()))?;
+        let schema: crate::schema::Schema = serde_json::from_str(&text).with_context(|| {
+            format!("schema file {} is not a schema document", entry.file.display())
+        })?;
+        match schemas
+            .apply_if_changed(
+                entry.app_id,
+                schema,
+                entry.effective_from,
+                "config",
+                entry.note.clone(),
+            )
+            .await
+        {
+            Ok(Some(applied)) => tracing::info!(
+                app_id = entry.app_id,
+                version = applied.version.version,
+                "applied schema from settings"
+            ),
+            Ok(None) => {}
+            Err(crate::schemas::SchemaError::Invalid(report)) => anyhow::bail!(
+                "schema file {} has errors: {}",
+                entry.file.display(),
+                serde_json::to_string(&report.errors).unwrap_or_default()
+            ),
+            Err(err) => return Err(err).context("applying configured schemas"),
+        }
+    }
+    Ok(())
 }
 
 /// Resolve on Ctrl+C or SIGTERM.

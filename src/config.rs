@@ -112,6 +112,26 @@ pub struct FileConfig {
     /// Shutdown.
     #[serde(default)]
     pub shutdown: FileShutdown,
+    /// Conversion-value schemas applied at start-up (as a new version when they differ from the
+    /// app's latest).
+    #[serde(default)]
+    pub schemas: Vec<FileSchema>,
+}
+
+/// `[[schemas]]` in the settings file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSchema {
+    /// App Store ID of the app.
+    pub app_id: i64,
+    /// Schema document (JSON); relative paths are relative to the settings file.
+    pub file: PathBuf,
+    /// When it takes effect; default: when first applied.
+    #[serde(default)]
+    pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Note stored with the version.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// `[limits]` in the settings file.
@@ -234,10 +254,17 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let mut file: FileConfig = toml::from_str(&text)
         .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
-    if let (Some(keys), Some(dir)) = (&file.keys, path.parent())
-        && keys.is_relative()
-    {
-        file.keys = Some(dir.join(keys));
+    if let Some(dir) = path.parent() {
+        if let Some(keys) = file.keys.as_mut()
+            && keys.is_relative()
+        {
+            *keys = dir.join(&*keys);
+        }
+        for schema in &mut file.schemas {
+            if schema.file.is_relative() {
+                schema.file = dir.join(&schema.file);
+            }
+        }
     }
     Ok(file)
 }

@@ -189,7 +189,7 @@ async fn import_files(args: &ImportArgs, ingestor: &Ingestor, channel: Channel) 
         report.by_result.unverifiable,
         report.by_result.rejected,
     );
-    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    super::emit(&serde_json::to_string(&report).unwrap_or_default());
     ExitCode::SUCCESS
 }
 

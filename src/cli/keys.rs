@@ -75,7 +75,7 @@ pub(super) fn run(command: KeysCommand) -> ExitCode {
                 };
                 match store.create_api_key(&new).await {
                     Ok(_) => {
-                        println!("{}", key.secret);
+                        super::emit(&key.secret);
                         ExitCode::SUCCESS
                     }
                     Err(StoreError::Duplicate(_)) => fail(
@@ -97,7 +97,7 @@ pub(super) fn run(command: KeysCommand) -> ExitCode {
                 match store.list_api_keys().await {
                     Ok(keys) => {
                         for key in keys {
-                            println!("{}", serde_json::to_string(&key).unwrap_or_default());
+                            super::emit(&serde_json::to_string(&key).unwrap_or_default());
                         }
                         ExitCode::SUCCESS
                     }

@@ -84,7 +84,7 @@ pub(super) fn run(args: &LoadgenArgs) -> ExitCode {
                 report.latency_ms.max,
                 report.failures.values().sum::<usize>(),
             );
-            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            super::emit(&serde_json::to_string(&report).unwrap_or_default());
             if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(err) => fail(&ErrorBody::new("client_failed", err.to_string()), 1),

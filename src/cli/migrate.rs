@@ -15,7 +15,9 @@ pub(super) fn run(db: &DatabaseArgs) -> ExitCode {
         };
         match store.pending_migrations().await {
             Ok(pending) => {
-                println!("{}", serde_json::json!({ "status": "migrated", "pending": pending }));
+                super::emit(
+                    &serde_json::json!({ "status": "migrated", "pending": pending }).to_string(),
+                );
                 ExitCode::SUCCESS
             }
             Err(err) => fail(&ErrorBody::new("database_error", err.to_string()), 1),

@@ -7,6 +7,7 @@ mod import;
 mod keys;
 mod loadgen;
 mod migrate;
+mod schema;
 mod serve;
 mod verify;
 
@@ -44,6 +45,11 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Send realistic signed postbacks to a receiver and report throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Manage conversion-value schemas.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+    /// Print what each postback's conversion value means under a schema file.
+    Decode(schema::DecodeArgs),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -78,7 +84,14 @@ pub fn run() -> ExitCode {
         Command::Keys(command) => keys::run(command),
         Command::Migrate(db) => migrate::run(&db),
         Command::Loadgen(args) => loadgen::run(&args),
+        Command::Schema(command) => schema::run(command),
+        Command::Decode(args) => schema::decode(&args),
     }
+}
+
+/// Write one line to standard output; a closed pipe (`| head`) is not an error worth a panic.
+pub(crate) fn emit(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// Print an error and return its exit status.
@@ -111,4 +124,14 @@ pub(crate) async fn open_store(db: &DatabaseArgs) -> Result<std::sync::Arc<dyn S
 pub(crate) fn print_error(body: &ErrorBody) {
     let line = serde_json::to_string(&body.clone().envelope()).unwrap_or_default();
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_command_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

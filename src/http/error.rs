@@ -35,6 +35,8 @@ pub enum ApiError {
     UnsupportedMediaType(ErrorBody),
     /// 422: well-formed but semantically invalid.
     Unprocessable(ErrorBody),
+    /// 422 for a schema with validation errors, with the full report.
+    InvalidSchema(crate::schema::ValidationReport),
     /// 503: the database (or the service) cannot take this now; retry after a pause.
     Unavailable(String),
     /// 500: a bug or an unexpected failure; details go to the log, not the client.
@@ -100,6 +102,20 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge(body) => (StatusCode::PAYLOAD_TOO_LARGE, body),
             Self::UnsupportedMediaType(body) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, body),
             Self::Unprocessable(body) => (StatusCode::UNPROCESSABLE_ENTITY, body),
+            Self::InvalidSchema(report) => {
+                let first = report.errors.first();
+                let mut error = ErrorBody::new(
+                    "invalid_schema",
+                    format!(
+                        "the schema has {} error(s){}",
+                        report.errors.len(),
+                        first.map(|f| format!("; first: {}", f.message)).unwrap_or_default()
+                    ),
+                );
+                error.field = first.and_then(|f| f.field.clone());
+                let body = serde_json::json!({ "error": error, "report": report });
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "answering 503");
                 let body = ErrorBody::new(

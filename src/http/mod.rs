@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod postbacks;
+mod schemas;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use postbacks::{PostbackDetail, PostbackPage, SubmitResponse, Summary};
+pub use postbacks::{InstallInterval, PostbackDetail, PostbackPage, SubmitResponse, Summary};
+pub use schemas::{Generated, InvalidSchemaBody};
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The API description served at `/v1/openapi.json`.
     pub openapi: Arc<String>,
+    /// Conversion-value schemas.
+    pub schemas: Arc<crate::schemas::SchemaService>,
 }
 
 #[derive(OpenApi)]
@@ -60,6 +64,7 @@ pub struct AppState {
     tags(
         (name = "apple", description = "Apple's well-known postback paths (open)"),
         (name = "postbacks", description = "Forwarded postbacks and support lookups"),
+        (name = "schemas", description = "Conversion-value schemas, per app and versioned"),
         (name = "operations", description = "Health, readiness, metrics, API description"),
     )
 )]
@@ -99,6 +104,13 @@ pub fn routes(
         .merge(apple)
         .merge(forwarded)
         .routes(routes!(postbacks::get_postback))
+        .routes(routes!(schemas::get_schema, schemas::put_schema))
+        .routes(routes!(schemas::list_schema_versions))
+        .routes(routes!(schemas::get_schema_version))
+        .routes(routes!(schemas::diff_schema_versions))
+        .routes(routes!(schemas::validate_schema))
+        .routes(routes!(schemas::simulate_schema))
+        .routes(routes!(schemas::generate_schema))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_ready))
         .routes(routes!(health::get_openapi));

@@ -382,6 +382,11 @@ pub struct PostbackDetail {
     pub postback: StoredPostback,
     /// First arrival, RFC 3339.
     pub first_received_at: String,
+    /// When the install happened, estimated from arrival and window (see README).
+    pub install_estimate: InstallInterval,
+    /// What the conversion value means under the schema in effect for the install day
+    /// (absent for quarantined postbacks).
+    pub decoded: Option<crate::schema::Decoded>,
     /// Keys Apple's signature covers.
     pub signed_fields: Vec<String>,
     /// Keys present that the signature does not cover.
@@ -392,6 +397,17 @@ pub struct PostbackDetail {
 
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+/// An estimated install interval.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstallInterval {
+    /// Earliest possible install (RFC 3339).
+    pub from: String,
+    /// Latest possible install (RFC 3339).
+    pub to: String,
+    /// UTC day of the interval's midpoint, which reports group by.
+    pub day: chrono::NaiveDate,
 }
 
 /// One stored postback with every receipt (raw bytes included) and which fields are signed.
@@ -417,6 +433,11 @@ pub(crate) async fn get_postback(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no postback {id}")))?;
     let receipts = state.store.receipts(id).await?;
+    let decoded = if postback.outcome == "valid" {
+        Some(state.schemas.decode_postback(&postback).await?)
+    } else {
+        None
+    };
     let parsed = receipts.first().and_then(|r| Postback::parse(r.raw.clone()).ok());
     let receipts = receipts
         .into_iter()
@@ -440,6 +461,12 @@ pub(crate) async fn get_postback(
         .collect();
     Ok(Json(PostbackDetail {
         first_received_at: rfc3339(postback.first_received_at_ms),
+        install_estimate: InstallInterval {
+            from: rfc3339(postback.install_from_ms),
+            to: rfc3339(postback.install_to_ms),
+            day: crate::skan::day_from_number(postback.install_day),
+        },
+        decoded,
         signed_fields: parsed.as_ref().map(Postback::signed_keys).unwrap_or_default(),
         unsigned_fields: parsed.as_ref().map(Postback::unsigned_keys).unwrap_or_default(),
         postback,

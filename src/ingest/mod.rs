@@ -16,7 +16,8 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::Clock;
 use crate::error_body::ErrorBody;
 use crate::skan::{
-    KeySet, OutcomeClass, Postback, PostbackBody, Protocol, SourceApp, Verification, verify,
+    KeySet, OutcomeClass, Postback, PostbackBody, Protocol, SkanVersion, SourceApp, Verification,
+    day_number, estimate_install, verify,
 };
 use crate::store::{
     Channel, CopyComparison, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome,
@@ -252,7 +253,7 @@ fn prepare(
         Err(err) => return rejected(receipt, ErrorBody::from(&err)),
     };
     let verification = verify(&postback, keys);
-    match flatten(&postback, &verification) {
+    match flatten(&postback, &verification, received_at_ms) {
         Ok(new) => {
             let error = verification.outcome.reason_code().map(|code| ErrorBody {
                 code: code.to_owned(),
@@ -275,7 +276,11 @@ fn prepare(
 
 /// The columns a postback is stored under. Fails only for item IDs beyond the database's signed
 /// 64-bit integers (no App Store ID comes near).
-fn flatten(postback: &Postback, verification: &Verification) -> Result<NewPostback, ErrorBody> {
+fn flatten(
+    postback: &Postback,
+    verification: &Verification,
+    received_at_ms: i64,
+) -> Result<NewPostback, ErrorBody> {
     let storable = |field: &str, value: u64| {
         i64::try_from(value).map_err(|_| {
             ErrorBody::new(
@@ -326,7 +331,15 @@ fn flatten(postback: &Postback, verification: &Verification) -> Result<NewPostba
         Protocol::SkAdNetwork => "app-id",
         Protocol::AdAttributionKit => "jws-string.payload.advertised-item-identifier",
     };
+    let arrival = chrono::DateTime::from_timestamp_millis(received_at_ms).unwrap_or_default();
+    let multi_window = postback.protocol() == Protocol::AdAttributionKit
+        || postback.skan_version().is_none_or(|v| v >= SkanVersion::V4_0);
+    let install = estimate_install(arrival, postback.window(), multi_window);
     Ok(NewPostback {
+        arrival_day: day_number(arrival.date_naive()),
+        install_from_ms: install.from.timestamp_millis(),
+        install_to_ms: install.to.timestamp_millis(),
+        install_day: day_number(install.day()),
         identity_key,
         dedup_key,
         protocol: postback.protocol(),

@@ -48,7 +48,19 @@ impl fmt::Display for Protocol {
 }
 
 /// A coarse conversion value (SKAdNetwork 4.0, AdAttributionKit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CoarseValue {
     /// `"low"`

@@ -238,6 +238,14 @@ pub struct NewPostback {
     pub development: bool,
     /// Name of the key that verified (or failed to verify) it.
     pub key_name: Option<String>,
+    /// UTC day number of the arrival.
+    pub arrival_day: i64,
+    /// Earliest estimated install, unix ms.
+    pub install_from_ms: i64,
+    /// Latest estimated install, unix ms.
+    pub install_to_ms: i64,
+    /// UTC day number of the estimated install (the interval's midpoint).
+    pub install_day: i64,
 }
 
 /// One item to record.
@@ -361,6 +369,16 @@ pub struct StoredPostback {
     pub first_received_at_ms: i64,
     /// Number of receipts (copies and retries).
     pub receipt_count: i64,
+    /// UTC day number of the first arrival.
+    pub arrival_day: i64,
+    /// Earliest estimated install, unix ms.
+    #[sqlx(rename = "install_from")]
+    pub install_from_ms: i64,
+    /// Latest estimated install, unix ms.
+    #[sqlx(rename = "install_to")]
+    pub install_to_ms: i64,
+    /// UTC day number of the estimated install.
+    pub install_day: i64,
 }
 
 /// One stored receipt.
@@ -403,6 +421,162 @@ pub struct PostbackQuery {
     pub before_id: Option<i64>,
     /// Page size.
     pub limit: i64,
+}
+
+/// The dimensions aggregates are counted by: what Apple sent, with absent values as `''` / `-1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, sqlx::FromRow)]
+pub struct AggregateKey {
+    /// Advertised app.
+    pub app_id: i64,
+    /// UTC day number of the first arrival.
+    pub arrival_day: i64,
+    /// UTC day number of the estimated install.
+    pub install_day: i64,
+    /// Ad network.
+    pub ad_network_id: String,
+    /// `source-identifier`, `''` before 4.0.
+    pub source_identifier: String,
+    /// `campaign-id`, -1 from 4.0.
+    pub campaign_id: i64,
+    /// Protocol.
+    pub protocol: String,
+    /// SKAdNetwork version, `''` for AdAttributionKit.
+    pub version: String,
+    /// Conversion window.
+    #[sqlx(rename = "conversion_window")]
+    pub window: i64,
+    /// `click` / `view` (SKAdNetwork fidelity 1 / 0, AdAttributionKit interaction), or `''`.
+    pub interaction: String,
+    /// `download` / `redownload` / `re-engagement`, or `''`.
+    pub conversion_type: String,
+    /// Winning attribution.
+    pub did_win: bool,
+    /// Development key.
+    pub development: bool,
+    /// Fine value, -1 when absent.
+    pub fine_value: i64,
+    /// Coarse value, `''` when absent.
+    pub coarse_value: String,
+    /// Tier hint, -1 when unknown.
+    pub tier_hint: i64,
+    /// Signature outcome.
+    pub outcome: String,
+}
+
+impl AggregateKey {
+    /// The key of a new postback with its unsigned values.
+    #[must_use]
+    pub fn of(p: &NewPostback) -> Self {
+        Self {
+            app_id: p.app_id,
+            arrival_day: p.arrival_day,
+            install_day: p.install_day,
+            ad_network_id: p.ad_network_id.clone(),
+            source_identifier: p.source_identifier.clone().unwrap_or_default(),
+            campaign_id: p.campaign_id.unwrap_or(-1),
+            protocol: p.protocol.as_str().to_owned(),
+            version: p.version.clone().unwrap_or_default(),
+            window: p.window,
+            interaction: String::new(),
+            conversion_type: p.conversion_type.clone().unwrap_or_default(),
+            did_win: p.did_win,
+            development: p.development,
+            fine_value: -1,
+            coarse_value: String::new(),
+            tier_hint: p.tier_hint.unwrap_or(-1),
+            outcome: p.outcome.as_str().to_owned(),
+        }
+        .with_values(&p.values, p.fidelity_type)
+    }
+
+    /// The same key with other unsigned values (after Apple's copy replaced a forwarder's).
+    #[must_use]
+    pub fn with_values(mut self, values: &UnsignedValues, fidelity_type: Option<i64>) -> Self {
+        self.fine_value = values.fine_value.map_or(-1, i64::from);
+        self.coarse_value = values.coarse_value.map(|c| c.as_str().to_owned()).unwrap_or_default();
+        self.interaction = match (values.interaction, fidelity_type) {
+            (Some(i), _) => i.as_str().to_owned(),
+            (None, Some(1)) => "click".to_owned(),
+            (None, Some(0)) => "view".to_owned(),
+            _ => String::new(),
+        };
+        self
+    }
+}
+
+/// One aggregate: a key and its counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct AggregateRow {
+    /// The dimensions.
+    #[sqlx(flatten)]
+    pub key: AggregateKey,
+    /// Postbacks counted (each postback once, however many copies arrived).
+    pub postbacks: i64,
+    /// Of those, postbacks whose copies disagreed on unsigned values.
+    pub unsigned_mismatch: i64,
+}
+
+/// Which day aggregates are selected and grouped by.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DateType {
+    /// The day the postback first arrived.
+    Arrival,
+    /// The estimated install day.
+    Install,
+}
+
+/// Aggregates of one app over a day range.
+#[derive(Debug, Clone)]
+pub struct AggregateQuery {
+    /// The app.
+    pub app_id: i64,
+    /// Arrival or install day.
+    pub date_type: DateType,
+    /// First day number, inclusive.
+    pub from_day: i64,
+    /// Last day number, inclusive.
+    pub to_day: i64,
+}
+
+/// A schema version to store.
+#[derive(Debug, Clone)]
+pub struct NewSchemaVersion {
+    /// The app.
+    pub app_id: i64,
+    /// When it takes effect, unix ms.
+    pub effective_from_ms: i64,
+    /// Who made it (API key name, `config`, or the CLI's `--author`).
+    pub author: String,
+    /// Why.
+    pub note: Option<String>,
+    /// The schema document, JSON.
+    pub document: String,
+    /// When it was stored, unix ms.
+    pub created_at_ms: i64,
+}
+
+/// A stored schema version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct StoredSchemaVersion {
+    /// The app.
+    pub app_id: i64,
+    /// Version number, 1 for the first.
+    pub version: i64,
+    /// When it takes effect, unix ms.
+    #[sqlx(rename = "effective_from")]
+    pub effective_from_ms: i64,
+    /// Who made it.
+    pub author: String,
+    /// Why.
+    pub note: Option<String>,
+    /// The schema document, JSON.
+    pub document: String,
+    /// When it was stored, unix ms.
+    #[sqlx(rename = "created_at")]
+    pub created_at_ms: i64,
 }
 
 /// API key roles; `admin` may do everything.
@@ -530,6 +704,19 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Revoke a key by name; false when no such unrevoked key exists.
     async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Store the next version of an app's schema (numbered from 1). A concurrent writer taking the
+    /// same number gives [`StoreError::Duplicate`]; retry.
+    async fn insert_schema_version(
+        &self,
+        version: &NewSchemaVersion,
+    ) -> Result<StoredSchemaVersion, StoreError>;
+
+    /// Every version of an app's schema, oldest first.
+    async fn schema_versions(&self, app_id: i64) -> Result<Vec<StoredSchemaVersion>, StoreError>;
+
+    /// Aggregates of one app over a day range.
+    async fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StoreError>;
 
     /// Close every connection; later calls fail as unavailable.
     async fn close(&self);

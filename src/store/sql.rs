@@ -3,6 +3,7 @@
 //! Statements use only the portable subset (`$N` placeholders, `ON CONFLICT`, `RETURNING`,
 //! integer unix-millisecond times); anything dialect-specific comes from [`Dialect`].
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use sqlx::migrate::Migrator;
@@ -12,8 +13,9 @@ use sqlx::{
 };
 
 use super::{
-    ApiKey, Backend, IngestItem, NewApiKey, NewPostback, PostbackQuery, ReceiptInput,
-    ReceiptResult, RecordOutcome, Role, StoreError, StoredPostback, StoredReceipt, UnsignedValues,
+    AggregateKey, AggregateQuery, AggregateRow, ApiKey, Backend, DateType, IngestItem, NewApiKey,
+    NewPostback, NewSchemaVersion, PostbackQuery, ReceiptInput, ReceiptResult, RecordOutcome, Role,
+    StoreError, StoredPostback, StoredReceipt, StoredSchemaVersion, UnsignedValues,
     dedup::{CopyComparison, compare_copies},
 };
 use crate::error_body::ErrorBody;
@@ -44,19 +46,42 @@ const POSTBACK_COLUMNS: &str = "id, dedup_key, protocol, version, ad_network_id,
      transaction_id, source_identifier, campaign_id, source_app_id, source_domain, \
      conversion_window, did_win, conversion_type, fidelity_type, interaction, fine_value, \
      coarse_value, tier_hint, country_code, outcome, reason_code, reason_message, development, \
-     key_name, values_channel, unsigned_mismatch, first_received_at, receipt_count";
+     key_name, values_channel, unsigned_mismatch, first_received_at, receipt_count, arrival_day, \
+     install_from, install_to, install_day";
 
 const INSERT_POSTBACK: &str = "INSERT INTO postbacks (identity_key, dedup_key, protocol, version, \
      ad_network_id, app_id, transaction_id, source_identifier, campaign_id, source_app_id, \
      source_domain, conversion_window, did_win, conversion_type, fidelity_type, interaction, \
      fine_value, coarse_value, tier_hint, country_code, outcome, reason_code, reason_message, \
-     development, key_name, values_channel, first_received_at) \
+     development, key_name, values_channel, first_received_at, arrival_day, install_from, \
+     install_to, install_day) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27) \
+     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
      ON CONFLICT (identity_key) DO NOTHING RETURNING id";
 
-const SELECT_FOR_COPY: &str = "SELECT id, fine_value, coarse_value, interaction, values_channel \
-     FROM postbacks WHERE identity_key = $1";
+const SELECT_FOR_COPY: &str = "SELECT id, fine_value, coarse_value, interaction, values_channel, \
+     unsigned_mismatch, app_id, arrival_day, install_day, ad_network_id, source_identifier, \
+     campaign_id, protocol, version, conversion_window, fidelity_type, conversion_type, did_win, \
+     development, tier_hint, outcome FROM postbacks WHERE identity_key = $1";
+
+const UPSERT_AGGREGATE: &str = "INSERT INTO aggregates (app_id, arrival_day, install_day, \
+     ad_network_id, source_identifier, campaign_id, protocol, version, conversion_window, \
+     interaction, conversion_type, did_win, development, fine_value, coarse_value, tier_hint, \
+     outcome, postbacks, unsigned_mismatch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (app_id, arrival_day, install_day, ad_network_id, source_identifier, campaign_id, \
+     protocol, version, conversion_window, interaction, conversion_type, did_win, development, \
+     fine_value, coarse_value, tier_hint, outcome) DO UPDATE SET \
+     postbacks = aggregates.postbacks + excluded.postbacks, \
+     unsigned_mismatch = aggregates.unsigned_mismatch + excluded.unsigned_mismatch";
+
+const AGGREGATE_COLUMNS: &str = "app_id, arrival_day, install_day, ad_network_id, \
+     source_identifier, campaign_id, protocol, version, conversion_window, interaction, \
+     conversion_type, did_win, development, fine_value, coarse_value, tier_hint, outcome, \
+     postbacks, unsigned_mismatch";
+
+const SCHEMA_VERSION_COLUMNS: &str =
+    "app_id, version, effective_from, author, note, document, created_at";
 
 const UPDATE_ON_COPY: &str = "UPDATE postbacks SET receipt_count = receipt_count + 1, \
      fine_value = $2, coarse_value = $3, interaction = $4, values_channel = $5, \
@@ -81,6 +106,61 @@ pub(crate) struct CopyRow {
     coarse_value: Option<String>,
     interaction: Option<String>,
     values_channel: String,
+    unsigned_mismatch: bool,
+    app_id: i64,
+    arrival_day: i64,
+    install_day: i64,
+    ad_network_id: String,
+    source_identifier: Option<String>,
+    campaign_id: Option<i64>,
+    protocol: String,
+    version: Option<String>,
+    conversion_window: i64,
+    fidelity_type: Option<i64>,
+    conversion_type: Option<String>,
+    did_win: bool,
+    development: bool,
+    tier_hint: Option<i64>,
+    outcome: String,
+}
+
+impl CopyRow {
+    /// The aggregate key the stored postback is currently counted under.
+    fn aggregate_key(&self, values: &UnsignedValues) -> AggregateKey {
+        AggregateKey {
+            app_id: self.app_id,
+            arrival_day: self.arrival_day,
+            install_day: self.install_day,
+            ad_network_id: self.ad_network_id.clone(),
+            source_identifier: self.source_identifier.clone().unwrap_or_default(),
+            campaign_id: self.campaign_id.unwrap_or(-1),
+            protocol: self.protocol.clone(),
+            version: self.version.clone().unwrap_or_default(),
+            window: self.conversion_window,
+            interaction: String::new(),
+            conversion_type: self.conversion_type.clone().unwrap_or_default(),
+            did_win: self.did_win,
+            development: self.development,
+            fine_value: -1,
+            coarse_value: String::new(),
+            tier_hint: self.tier_hint.unwrap_or(-1),
+            outcome: self.outcome.clone(),
+        }
+        .with_values(values, self.fidelity_type)
+    }
+}
+
+/// Aggregate changes of one transaction, merged by key and applied in key order (a fixed lock
+/// order, so concurrent PostgreSQL writers cannot deadlock on aggregate rows).
+#[derive(Default)]
+struct Deltas(BTreeMap<AggregateKey, (i64, i64)>);
+
+impl Deltas {
+    fn add(&mut self, key: AggregateKey, postbacks: i64, mismatch: i64) {
+        let entry = self.0.entry(key).or_insert((0, 0));
+        entry.0 += postbacks;
+        entry.1 += mismatch;
+    }
 }
 
 #[derive(FromRow)]
@@ -154,6 +234,8 @@ where
     for<'r> StoredReceipt: FromRow<'r, DB::Row>,
     for<'r> CopyRow: FromRow<'r, DB::Row>,
     for<'r> ApiKeyRow: FromRow<'r, DB::Row>,
+    for<'r> StoredSchemaVersion: FromRow<'r, DB::Row>,
+    for<'r> AggregateRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
@@ -178,13 +260,30 @@ where
         &self,
         items: &[IngestItem],
     ) -> Result<Vec<RecordOutcome>, StoreError> {
+        // Rows are written in identity-key order (a stable sort keeps arrival order among copies
+        // of one postback), so concurrent PostgreSQL writers take row locks in the same order.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| match &items[i] {
+            IngestItem::Rejected { .. } => None,
+            IngestItem::Checked { postback, .. } => Some(postback.identity_key.as_str()),
+        });
         let mut tx = DB::begin_write(&self.pool).await?;
-        let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            outcomes.push(Self::record_one(&mut tx, item).await?);
+        let mut outcomes = vec![None; items.len()];
+        let mut deltas = Deltas::default();
+        for i in order {
+            outcomes[i] = Some(Self::record_one(&mut tx, &items[i], &mut deltas).await?);
+        }
+        for (key, (postbacks, mismatch)) in deltas.0 {
+            if postbacks != 0 || mismatch != 0 {
+                Self::bind_aggregate(sqlx::query(UPSERT_AGGREGATE), &key)
+                    .bind(postbacks)
+                    .bind(mismatch)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     pub(crate) async fn postback(&self, id: i64) -> Result<Option<StoredPostback>, StoreError> {
@@ -263,6 +362,70 @@ where
         rows.into_iter().map(ApiKey::try_from).collect()
     }
 
+    pub(crate) async fn insert_schema_version(
+        &self,
+        new: &NewSchemaVersion,
+    ) -> Result<StoredSchemaVersion, StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM schema_versions WHERE app_id = $1",
+        )
+        .bind(new.app_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO schema_versions (app_id, version, effective_from, author, note, document, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new.app_id)
+        .bind(next)
+        .bind(new.effective_from_ms)
+        .bind(new.author.as_str())
+        .bind(new.note.as_deref())
+        .bind(new.document.as_str())
+        .bind(new.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(StoredSchemaVersion {
+            app_id: new.app_id,
+            version: next,
+            effective_from_ms: new.effective_from_ms,
+            author: new.author.clone(),
+            note: new.note.clone(),
+            document: new.document.clone(),
+            created_at_ms: new.created_at_ms,
+        })
+    }
+
+    pub(crate) async fn schema_versions(
+        &self,
+        app_id: i64,
+    ) -> Result<Vec<StoredSchemaVersion>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions WHERE app_id = "
+        ));
+        query.push_bind(app_id).push(" ORDER BY version");
+        Ok(query.build_query_as::<StoredSchemaVersion>().fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn aggregates(
+        &self,
+        q: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        let day = match q.date_type {
+            DateType::Arrival => "arrival_day",
+            DateType::Install => "install_day",
+        };
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates WHERE app_id = "
+        ));
+        query.push_bind(q.app_id);
+        query.push(format!(" AND {day} >= ")).push_bind(q.from_day);
+        query.push(format!(" AND {day} <= ")).push_bind(q.to_day);
+        Ok(query.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
+    }
+
     pub(crate) async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError> {
         let revoked: Option<(i64,)> = sqlx::query_as(
             "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id",
@@ -278,6 +441,7 @@ where
     async fn record_one(
         tx: &mut Transaction<'static, DB>,
         item: &IngestItem,
+        deltas: &mut Deltas,
     ) -> Result<RecordOutcome, StoreError> {
         let (receipt, postback) = match item {
             IngestItem::Rejected { receipt, error } => {
@@ -293,6 +457,7 @@ where
                 .fetch_optional(&mut **tx)
                 .await?;
         if let Some((postback_id,)) = inserted {
+            deltas.add(AggregateKey::of(postback), 1, 0);
             let result = receipt_result_for(postback.outcome);
             let receipt_id =
                 Self::insert_receipt(tx, receipt, Some(postback_id), result, None).await?;
@@ -356,6 +521,18 @@ where
                 (stored_values, stored_channel, true)
             }
         };
+        // Count the postback once, under the values now in effect, and count a newly flagged
+        // mismatch once.
+        let old_key = stored.aggregate_key(&stored_values);
+        let new_key = stored.aggregate_key(&values);
+        let was_flagged = i64::from(stored.unsigned_mismatch);
+        let is_flagged = i64::from(stored.unsigned_mismatch || mismatch);
+        if old_key == new_key {
+            deltas.add(old_key, 0, is_flagged - was_flagged);
+        } else {
+            deltas.add(old_key, -1, -was_flagged);
+            deltas.add(new_key, 1, is_flagged);
+        }
         Self::update_on_copy(tx, stored.id, &values, channel, mismatch).await?;
         let receipt_id =
             Self::insert_receipt(tx, receipt, Some(stored.id), ReceiptResult::Duplicate, None)
@@ -396,6 +573,34 @@ where
             .bind(p.key_name.as_deref())
             .bind(receipt.channel.as_str())
             .bind(receipt.received_at_ms)
+            .bind(p.arrival_day)
+            .bind(p.install_from_ms)
+            .bind(p.install_to_ms)
+            .bind(p.install_day)
+    }
+
+    fn bind_aggregate<'q>(
+        query: sqlx::query::Query<'q, DB, DB::Arguments>,
+        key: &'q AggregateKey,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments> {
+        query
+            .bind(key.app_id)
+            .bind(key.arrival_day)
+            .bind(key.install_day)
+            .bind(key.ad_network_id.as_str())
+            .bind(key.source_identifier.as_str())
+            .bind(key.campaign_id)
+            .bind(key.protocol.as_str())
+            .bind(key.version.as_str())
+            .bind(key.window)
+            .bind(key.interaction.as_str())
+            .bind(key.conversion_type.as_str())
+            .bind(key.did_win)
+            .bind(key.development)
+            .bind(key.fine_value)
+            .bind(key.coarse_value.as_str())
+            .bind(key.tier_hint)
+            .bind(key.outcome.as_str())
     }
 
     async fn update_on_copy(
@@ -501,6 +706,24 @@ macro_rules! impl_store {
                 at_ms: i64,
             ) -> Result<bool, $crate::store::StoreError> {
                 Self::revoke_api_key(self, name, at_ms).await
+            }
+            async fn insert_schema_version(
+                &self,
+                version: &$crate::store::NewSchemaVersion,
+            ) -> Result<$crate::store::StoredSchemaVersion, $crate::store::StoreError> {
+                Self::insert_schema_version(self, version).await
+            }
+            async fn schema_versions(
+                &self,
+                app_id: i64,
+            ) -> Result<Vec<$crate::store::StoredSchemaVersion>, $crate::store::StoreError> {
+                Self::schema_versions(self, app_id).await
+            }
+            async fn aggregates(
+                &self,
+                query: &$crate::store::AggregateQuery,
+            ) -> Result<Vec<$crate::store::AggregateRow>, $crate::store::StoreError> {
+                Self::aggregates(self, query).await
             }
             async fn close(&self) {
                 self.pool.close().await;

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{APPLE_VECTORS, Backend, TestApp, TestDb};
 
@@ -221,4 +221,138 @@ mod reqwest {
             self.0.block_on(self.1.send())
         }
     }
+}
+
+#[test]
+fn schema_commands_validate_apply_show_diff_generate_and_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let (code, stdout, _) = run(&[
+        "schema",
+        "generate",
+        "bit-packed",
+        "--currency",
+        "USD",
+        "--revenue-bits",
+        "3",
+        "--edges",
+        "0,0.01,1,3,5,10,20,50",
+        "--flag",
+        "3=registration",
+        "--flag",
+        "4=tutorial",
+        "--flag",
+        "5=purchase",
+    ]);
+    assert_eq!(code, 0);
+    let packed = dir.path().join("packed.json");
+    std::fs::write(&packed, &stdout).unwrap();
+    let (code, stdout, _) = run(&["schema", "validate", packed.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["valid"], true);
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"currency": "USD", "windows": [{"window": 0, "fine": [{"value": 70}]}]}"#,
+    )
+    .unwrap();
+    let (code, stdout, _) = run(&["schema", "validate", broken.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["errors"][0]["field"], "windows[0].fine[0].value");
+    std::fs::write(&broken, r#"{"windows": [{"window": 0, "fine": [{"value": true}]}]}"#).unwrap();
+    let (code, stdout, _) = run(&["schema", "validate", broken.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["errors"][0]["code"],
+        "malformed_schema"
+    );
+
+    let (code, stdout, _) = run(&[
+        "schema",
+        "apply",
+        "--app",
+        "42",
+        packed.to_str().unwrap(),
+        "--note",
+        "bits",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["version"]["version"], 1);
+    let buckets = dir.path().join("buckets.json");
+    let (_, stdout, _) =
+        run(&["schema", "generate", "revenue-buckets", "--currency", "USD", "--edges", "0,1,5"]);
+    std::fs::write(&buckets, stdout).unwrap();
+    assert_eq!(
+        run(&["schema", "apply", "--app", "42", buckets.to_str().unwrap(), "--database-url", &url])
+            .0,
+        0
+    );
+    let (code, stdout, _) =
+        run(&["schema", "apply", "--app", "42", broken.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 1, "an invalid schema is refused: {stdout}");
+
+    let (code, stdout, _) = run(&["schema", "show", "--app", "42", "--database-url", &url]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["version"], 2);
+    let (_, stdout, _) =
+        run(&["schema", "show", "--app", "42", "--number", "1", "--database-url", &url]);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["note"], "bits");
+    let (code, _, stderr) = run(&["schema", "show", "--app", "43", "--database-url", &url]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not_found"));
+    let (_, stdout, _) = run(&["schema", "history", "--app", "42", "--database-url", &url]);
+    assert_eq!(stdout.lines().count(), 2);
+    let (code, stdout, _) =
+        run(&["schema", "diff", "--app", "42", "1", "2", "--database-url", &url]);
+    assert_eq!(code, 0);
+    assert!(
+        !serde_json::from_str::<Value>(&stdout).unwrap()["changes"].as_array().unwrap().is_empty()
+    );
+
+    let postbacks = dir.path().join("p.ndjson");
+    let lines: String = APPLE_VECTORS.iter().take(3).map(|v| format!("{}\n", v.postback)).collect();
+    std::fs::write(&postbacks, format!("{lines}{{}}\n")).unwrap();
+    let (code, stdout, _) =
+        run(&["decode", "--schema", packed.to_str().unwrap(), postbacks.to_str().unwrap()]);
+    assert_eq!(code, 1, "the last line is not a postback");
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    // 63 = 0b111_111: every flag, bucket 7 ($50+). 20 = 0b010_100: tutorial, bucket 4 ($5-10).
+    assert_eq!(lines[0]["decoded"]["label"], "USD 50+ + registration, tutorial, purchase");
+    assert_eq!(lines[2]["decoded"]["label"], "USD 5-10 + tutorial");
+    // Coarse "high" covers buckets 5-7 of the eight: $10 and above.
+    assert_eq!(lines[1]["decoded"]["revenue"], json!({"min": 10.0}));
+    assert_eq!(lines[3]["error"]["code"], "missing_field");
+}
+
+#[tokio::test]
+async fn schemas_in_the_settings_file_are_applied_once() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.json"),
+        r#"{"currency": "EUR", "windows": [{"window": 0, "fine": [{"value": 1, "revenue": {"min": 1}}]}]}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("skan.toml");
+    std::fs::write(
+        &config,
+        "[[schemas]]\napp_id = 9\nfile = \"app.json\"\nnote = \"from settings\"\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let loaded = skan_receiver::config::load_file(Some(&config)).unwrap();
+        let app = TestApp::spawn_with(&db, |s| s.file = loaded).await;
+        app.stop().await;
+    }
+    let versions = db.store().await.schema_versions(9).await.unwrap();
+    assert_eq!(versions.len(), 1, "an unchanged schema is not applied again on restart");
+    assert_eq!(
+        (versions[0].author.as_str(), versions[0].note.as_deref()),
+        ("config", Some("from settings"))
+    );
 }

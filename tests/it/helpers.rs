@@ -75,7 +75,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use skan_receiver::app::App;
-use skan_receiver::clock::SystemClock;
+use skan_receiver::clock::{ManualClock, SystemClock};
 use skan_receiver::config::Settings;
 use skan_receiver::store::{self, ConnectOptions, NewApiKey, Role, Store};
 use tokio::sync::OnceCell;
@@ -202,10 +202,23 @@ impl TestApp {
 
     /// Start the service on `db`, adjusting the settings first.
     pub(crate) async fn spawn_with(db: &TestDb, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_full(db, Arc::new(SystemClock), adjust).await
+    }
+
+    /// Start the service on `db` with the test keys and a clock the test controls.
+    pub(crate) async fn spawn_with_clock(db: &TestDb, clock: Arc<ManualClock>) -> Self {
+        Self::spawn_full(db, clock, |s| s.keys = Some(repo_path("testdata/keys"))).await
+    }
+
+    async fn spawn_full(
+        db: &TestDb,
+        clock: Arc<dyn skan_receiver::clock::Clock>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::with_database(&db.url);
         settings.auth_cache = std::time::Duration::ZERO;
         adjust(&mut settings);
-        let app = App::build(settings, Arc::new(SystemClock)).await.unwrap();
+        let app = App::build(settings, clock).await.unwrap();
         let store = app.store();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -312,4 +325,69 @@ pub(crate) async fn each_backend() -> Vec<TestDb> {
         dbs.push(TestDb::new(backend).await);
     }
     dbs
+}
+
+/// What a generated SKAdNetwork 4.0 postback says.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) app_id: u64,
+    pub(crate) network: &'static str,
+    pub(crate) tx: String,
+    pub(crate) window: u8,
+    pub(crate) value: skan_receiver::skan::ConversionValue,
+    pub(crate) did_win: bool,
+    pub(crate) redownload: bool,
+    pub(crate) source: &'static str,
+}
+
+impl Spec {
+    pub(crate) fn new(app_id: u64, tx: &str) -> Self {
+        Self {
+            app_id,
+            network: "fixture.skadnetwork",
+            tx: tx.to_owned(),
+            window: 0,
+            value: skan_receiver::skan::ConversionValue::None,
+            did_win: true,
+            redownload: false,
+            source: "1234",
+        }
+    }
+
+    pub(crate) fn fine(mut self, v: u8) -> Self {
+        self.value = skan_receiver::skan::ConversionValue::Fine(v);
+        self
+    }
+
+    pub(crate) fn coarse(mut self, window: u8, c: skan_receiver::skan::CoarseValue) -> Self {
+        self.window = window;
+        self.value = skan_receiver::skan::ConversionValue::Coarse(c);
+        self.source = "34";
+        self
+    }
+
+    /// The signed postback's bytes (test P-256 key).
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        use skan_receiver::skan::*;
+        let mut skan = SkanPostback {
+            version: Version::Known(SkanVersion::V4_0),
+            has_version_key: true,
+            ad_network_id: self.network.to_owned(),
+            campaign_id: None,
+            source_identifier: SourceIdentifier::new(self.source),
+            app_id: self.app_id,
+            transaction_id: self.tx.clone(),
+            redownload: Some(self.redownload),
+            source_app: None,
+            fidelity_type: Some(FidelityType::StoreKitRendered),
+            did_win: Some(self.did_win),
+            conversion_value: self.value,
+            postback_sequence_index: Some(self.window),
+            country_code: None,
+            attribution_signature: None,
+            extra: Vec::new(),
+        };
+        test_signer().sign_skan(&mut skan).unwrap();
+        Postback::from_skan(skan).raw().to_vec()
+    }
 }

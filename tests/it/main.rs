@@ -1,10 +1,13 @@
 //! Integration tests: one binary, so the crate links once.
 
 mod api_ingest;
+mod api_schemas;
 mod cli_service;
 mod cli_verify;
 mod helpers;
 mod openapi;
+mod schema_props;
+mod schema_rules;
 mod skan_parse;
 mod skan_props;
 mod skan_tamper;

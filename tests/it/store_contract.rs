@@ -333,3 +333,114 @@ async fn concurrent_writers_accept_each_postback_exactly_once() {
         assert_eq!(all.iter().map(|p| p.receipt_count).sum::<i64>(), 64);
     }
 }
+
+async fn aggregate_counts(
+    store: &Arc<dyn Store>,
+    app_id: i64,
+) -> Vec<(i64, String, String, i64, i64)> {
+    let query = skan_receiver::store::AggregateQuery {
+        app_id,
+        date_type: skan_receiver::store::DateType::Arrival,
+        from_day: 0,
+        to_day: 100_000,
+    };
+    let mut rows: Vec<_> = store
+        .aggregates(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.postbacks != 0 || r.unsigned_mismatch != 0)
+        .map(|r| {
+            (r.key.fine_value, r.key.coarse_value, r.key.outcome, r.postbacks, r.unsigned_mismatch)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn aggregates_count_each_postback_once_under_the_values_in_effect() {
+    for (store, _db) in stores().await {
+        let genuine = &APPLE_VECTORS[2].postback; // app 525463029, conversion-value 20
+        let app_id = 525_463_029;
+        store.record(&[item(&with_cv(genuine, 63), Channel::Network, 86_400_000)]).await.unwrap();
+        assert_eq!(
+            aggregate_counts(&store, app_id).await,
+            [(63, String::new(), "valid".into(), 1, 0)]
+        );
+        // Apple's copy moves the count to its value and flags the mismatch.
+        store.record(&[item(genuine, Channel::Apple, 2 * 86_400_000)]).await.unwrap();
+        assert_eq!(
+            aggregate_counts(&store, app_id).await,
+            [(20, String::new(), "valid".into(), 1, 1)]
+        );
+        // More copies, a retry and a forged copy: the valid count stays 1; the forgery counts
+        // under its own outcome.
+        store
+            .record(&[
+                item(&with_cv(genuine, 5), Channel::Network, 3),
+                item(genuine, Channel::Apple, 4),
+                item(&tampered(genuine), Channel::Apple, 5),
+                item(&tampered(genuine), Channel::Apple, 6),
+            ])
+            .await
+            .unwrap();
+        let counts = aggregate_counts(&store, app_id).await;
+        assert_eq!(
+            counts,
+            [(20, String::new(), "valid".into(), 1, 1)],
+            "the tampered app-id is another app"
+        );
+        assert_eq!(
+            aggregate_counts(&store, app_id + 1).await,
+            [(20, String::new(), "invalid".into(), 1, 0)]
+        );
+        // A forwarder-only mismatch (no Apple copy) flags without moving.
+        let other = &APPLE_VECTORS[4].postback; // 2.2, conversion-value 20, same app
+        store
+            .record(&[
+                item(other, Channel::Network, 1),
+                item(&with_cv(other, 9), Channel::Network, 2),
+            ])
+            .await
+            .unwrap();
+        let counts = aggregate_counts(&store, app_id).await;
+        let expected = (20, String::new(), "valid".to_owned(), 1, 1);
+        assert_eq!(
+            counts,
+            [expected.clone(), expected],
+            "two postbacks (4.0 and 2.2), each counted and flagged once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn schema_versions_are_numbered_per_app_even_under_concurrent_writers() {
+    use skan_receiver::clock::SystemClock;
+    use skan_receiver::schemas::SchemaService;
+    for (store, _db) in stores().await {
+        let service = SchemaService::new(Arc::clone(&store), Arc::new(SystemClock));
+        let schema: skan_receiver::schema::Schema = serde_json::from_value(
+            json!({"windows": [{"window": 0, "fine": [{"value": 0, "label": "x"}]}]}),
+        )
+        .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let (service, schema) = (service.clone(), schema.clone());
+            tasks.push(tokio::spawn(async move {
+                service.apply(1, schema, None, &format!("w{i}"), None).await
+            }));
+        }
+        let mut numbers: Vec<i64> = Vec::new();
+        for task in tasks {
+            numbers.push(task.await.unwrap().unwrap().version.version);
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+        let other =
+            service.apply(2, schema.clone(), None, "x", Some("first".into())).await.unwrap();
+        assert_eq!(other.version.version, 1);
+        assert_eq!(store.schema_versions(2).await.unwrap()[0].note.as_deref(), Some("first"));
+        assert!(service.apply_if_changed(2, schema, None, "config", None).await.unwrap().is_none());
+    }
+}
