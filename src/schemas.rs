@@ -5,20 +5,18 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Clock;
-use crate::report::{Metrics, MetricsBuilder};
 use crate::schema::{
     CompiledSchema, Decoded, Schema, SchemaDiff, SchemaHistory, SchemaVersionEntry,
     ValidationReport, diff, validate,
 };
-use crate::skan::{CoarseValue, ConversionValue, day_from_number, day_number};
+use crate::skan::{CoarseValue, ConversionValue, day_from_number};
 use crate::store::{
-    AggregateQuery, AggregateRow, DateType, NewSchemaVersion, Store, StoreError, StoredPostback,
-    StoredSchemaVersion,
+    AggregateRow, NewSchemaVersion, Store, StoreError, StoredPostback, StoredSchemaVersion,
 };
 
 /// Why a schema operation failed.
@@ -64,23 +62,6 @@ pub struct Applied {
     pub version: SchemaVersionView,
     /// The validation report (warnings only, since errors refuse the schema).
     pub report: ValidationReport,
-}
-
-/// Decoded totals for a simulation, under the stored schemas and under the draft.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Simulation {
-    /// The app.
-    pub app_id: i64,
-    /// First day, inclusive.
-    pub from: NaiveDate,
-    /// Last day, inclusive.
-    pub to: NaiveDate,
-    /// Arrival or install day.
-    pub date_type: DateType,
-    /// What the stored schema versions say (production postbacks).
-    pub current: Metrics,
-    /// What the draft would say for the same postbacks.
-    pub draft: Metrics,
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -259,56 +240,10 @@ impl SchemaService {
             value_of(postback.fine_value, postback.coarse_value.as_deref()),
         ))
     }
-
-    /// Decode the production postbacks of a day range under the stored schemas and under a
-    /// draft, without storing the draft.
-    ///
-    /// # Errors
-    /// [`SchemaError::Invalid`] when the draft has errors; store errors.
-    pub async fn simulate(
-        &self,
-        app_id: i64,
-        draft: Schema,
-        from: NaiveDate,
-        to: NaiveDate,
-        date_type: DateType,
-    ) -> Result<Simulation, SchemaError> {
-        let draft = compile(draft)?;
-        let history = self.history(app_id).await?;
-        let query = AggregateQuery {
-            app_id,
-            date_type,
-            from_day: day_number(from),
-            to_day: day_number(to),
-        };
-        let rows: Vec<AggregateRow> = self
-            .store
-            .aggregates(&query)
-            .await?
-            .into_iter()
-            .filter(|r| !r.key.development)
-            .collect();
-        let mut current = MetricsBuilder::new(false);
-        let mut simulated = MetricsBuilder::new(false);
-        for row in &rows {
-            let window = u8::try_from(row.key.window).unwrap_or(0);
-            let value = row_value(row);
-            current.add(row, &history.decode(day_from_number(row.key.install_day), window, value));
-            simulated.add(row, &draft.decode(window, value, None));
-        }
-        Ok(Simulation {
-            app_id,
-            from,
-            to,
-            date_type,
-            current: current.finish(),
-            draft: simulated.finish(),
-        })
-    }
 }
 
 /// Compile a schema, turning validation errors into [`SchemaError::Invalid`].
-fn compile(schema: Schema) -> Result<CompiledSchema, SchemaError> {
+pub(crate) fn compile(schema: Schema) -> Result<CompiledSchema, SchemaError> {
     CompiledSchema::compile(schema).map_err(SchemaError::Invalid)
 }
 

@@ -7,6 +7,7 @@ mod import;
 mod keys;
 mod loadgen;
 mod migrate;
+mod report;
 mod schema;
 mod serve;
 mod verify;
@@ -50,6 +51,8 @@ pub enum Command {
     Schema(schema::SchemaCommand),
     /// Print what each postback's conversion value means under a schema file.
     Decode(schema::DecodeArgs),
+    /// Print an aggregated conversion report (same parameters as GET /v1/reports).
+    Report(Box<report::ReportArgs>),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -86,6 +89,7 @@ pub fn run() -> ExitCode {
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Schema(command) => schema::run(command),
         Command::Decode(args) => schema::decode(&args),
+        Command::Report(args) => report::run(&args),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod postbacks;
+mod reports;
 mod schemas;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub struct AppState {
         (name = "apple", description = "Apple's well-known postback paths (open)"),
         (name = "postbacks", description = "Forwarded postbacks and support lookups"),
         (name = "schemas", description = "Conversion-value schemas, per app and versioned"),
+        (name = "reports", description = "Aggregated conversion reports"),
         (name = "operations", description = "Health, readiness, metrics, API description"),
     )
 )]
@@ -111,6 +113,7 @@ pub fn routes(
         .routes(routes!(schemas::validate_schema))
         .routes(routes!(schemas::simulate_schema))
         .routes(routes!(schemas::generate_schema))
+        .routes(routes!(reports::get_report))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_ready))
         .routes(routes!(health::get_openapi));

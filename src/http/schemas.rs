@@ -11,7 +11,8 @@ use super::error::ApiError;
 use super::extract::{Auth, EditorRole, Json, Path, ViewerRole};
 use crate::error_body::ErrorBody;
 use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
-use crate::schemas::{Applied, SchemaError, SchemaVersionView, Simulation};
+use crate::report::{self, ReportQuery, Simulation};
+use crate::schemas::{Applied, SchemaError, SchemaVersionView};
 use crate::store::DateType;
 
 impl From<SchemaError> for ApiError {
@@ -71,6 +72,9 @@ pub(crate) struct SimulateRequest {
     /// `install` (estimated install day, default) or `arrival`.
     #[serde(default)]
     date_type: Option<DateType>,
+    /// Report dimensions, as for `GET /v1/reports`.
+    #[serde(default)]
+    group_by: Vec<String>,
 }
 
 /// A generated schema and its validation report.
@@ -233,23 +237,19 @@ pub(crate) async fn simulate_schema(
     Path(app_id): Path<i64>,
     Json(request): Json<SimulateRequest>,
 ) -> Result<Json<Simulation>, ApiError> {
-    if request.from > request.to {
-        return Err(ApiError::bad_request("invalid_range", "`from` is after `to`", Some("from")));
-    }
-    if (request.to - request.from).num_days() > 400 {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "a range may span at most 400 days",
-            Some("to"),
-        ));
-    }
-    let date_type = request.date_type.unwrap_or(DateType::Install);
-    Ok(Json(
-        state
-            .schemas
-            .simulate(app(app_id)?, request.schema, request.from, request.to, date_type)
-            .await?,
-    ))
+    let date_type = match request.date_type.unwrap_or(DateType::Install) {
+        DateType::Install => "install",
+        DateType::Arrival => "arrival",
+    };
+    let mut pairs = vec![
+        ("app_id".to_owned(), app(app_id)?.to_string()),
+        ("from".to_owned(), request.from.to_string()),
+        ("to".to_owned(), request.to.to_string()),
+        ("date_type".to_owned(), date_type.to_owned()),
+    ];
+    pairs.extend(request.group_by.into_iter().map(|d| ("group_by".to_owned(), d)));
+    let query = ReportQuery::parse(&pairs).map_err(ApiError::from)?;
+    Ok(Json(report::simulate(state.store.as_ref(), &state.schemas, &query, request.schema).await?))
 }
 
 /// Build a schema from a few parameters (revenue buckets, or a bit-packed layout) instead of

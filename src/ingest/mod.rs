@@ -20,8 +20,8 @@ use crate::skan::{
     day_number, estimate_install, verify,
 };
 use crate::store::{
-    Channel, CopyComparison, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome,
-    StoreError, UnsignedValues,
+    AggregateKey, Channel, CopyComparison, IngestItem, NewPostback, ReceiptInput, ReceiptResult,
+    RecordOutcome, StoreError, UnsignedValues,
 };
 pub use commit::{CommitClosed, CommitConfig, CommitHandle};
 
@@ -208,6 +208,19 @@ fn item_result(
         },
         RecordOutcome::Rejected { receipt_id } => ItemResult { receipt_id, ..base },
     }
+}
+
+/// The aggregate key a postback with this verification, arriving at `received_at_ms`, is
+/// counted under (for loading aggregates in bulk).
+///
+/// # Errors
+/// The rejection error when an item ID is beyond the database's range.
+pub fn aggregate_key_of(
+    postback: &Postback,
+    verification: &Verification,
+    received_at_ms: i64,
+) -> Result<AggregateKey, ErrorBody> {
+    flatten(postback, verification, received_at_ms).map(|p| AggregateKey::of(&p))
 }
 
 /// Parse, verify and flatten one candidate postback into what the store records. Pure.

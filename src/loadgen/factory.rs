@@ -47,6 +47,11 @@ pub struct FactoryConfig {
     pub ad_networks: Vec<String>,
     /// Share of postbacks that repeat an earlier one byte for byte (device retries), 0-1.
     pub duplicate_ratio: f64,
+    /// Campaigns (4-digit source identifiers) each network runs.
+    pub campaigns_per_network: u32,
+    /// Sign the postbacks. Without it they carry no signature and verify as invalid; only for
+    /// loading bulk data whose aggregates, not signatures, are under test.
+    pub sign: bool,
 }
 
 impl Default for FactoryConfig {
@@ -55,6 +60,8 @@ impl Default for FactoryConfig {
             app_ids: vec![525_463_029, 1_234_567_890, 987_654_321],
             ad_networks: (1..=5).map(|i| format!("net{i}.skadnetwork")).collect(),
             duplicate_ratio: 0.0,
+            campaigns_per_network: 24,
+            sign: true,
         }
     }
 }
@@ -158,8 +165,30 @@ impl PostbackFactory {
         format!("{a:08x}-{b:04x}-4000-8000-{:012x}", self.counter)
     }
 
+    /// An index into `len` items, skewed towards the first ones (a few networks, campaigns and
+    /// values carry most of the traffic, as in real data).
+    fn skewed(&mut self, len: usize) -> usize {
+        let u: f64 = self.rng.random();
+        ((u * u * len as f64) as usize).min(len.saturating_sub(1))
+    }
+
     fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.rng.random_range(0..items.len())].clone()
+        let i = self.skewed(items.len());
+        items[i].clone()
+    }
+
+    /// A network and one of its campaigns' 4-digit source identifier.
+    fn network_and_source(&mut self) -> (String, u32) {
+        let network = self.skewed(self.config.ad_networks.len());
+        let campaign = self.skewed(self.config.campaigns_per_network.max(1) as usize) as u32;
+        let source = (1000 + network as u32 * 997 + campaign * 113) % 10_000;
+        (self.config.ad_networks[network].clone(), source)
+    }
+
+    /// A fine value: most users stop early, a few reach high values.
+    fn fine(&mut self) -> u8 {
+        let u: f64 = self.rng.random();
+        ((u * u * u * 64.0) as u8).min(63)
     }
 
     /// A signed SKAdNetwork postback of `version` with realistic, varied fields.
@@ -172,10 +201,10 @@ impl PostbackFactory {
             0
         };
         let tier = self.rng.random_range(0..10); // 0-3: tier 3, 4-6: tier 2, 7-8: tier 1, 9: tier 0
-        let digits: u32 = self.rng.random_range(0..10_000);
+        let (ad_network_id, digits) = self.network_and_source();
         let (source_digits, value, source_app) = if !v4 {
             let value = if version >= SkanVersion::V2_0 && did_win && tier < 8 {
-                ConversionValue::Fine(self.rng.random_range(0..64))
+                ConversionValue::Fine(self.fine())
             } else {
                 ConversionValue::None
             };
@@ -191,7 +220,7 @@ impl PostbackFactory {
             match tier {
                 0..=3 => (
                     Some(format!("{digits:04}")),
-                    ConversionValue::Fine(self.rng.random_range(0..64)),
+                    ConversionValue::Fine(self.fine()),
                     Some(if self.rng.random_bool(0.8) {
                         SourceApp::AppId(self.rng.random_range(100_000_000..2_000_000_000))
                     } else {
@@ -200,7 +229,7 @@ impl PostbackFactory {
                 ),
                 4..=6 => (
                     Some(format!("{:03}", digits % 1000)),
-                    ConversionValue::Fine(self.rng.random_range(0..64)),
+                    ConversionValue::Fine(self.fine()),
                     None,
                 ),
                 7 | 8 => (
@@ -211,13 +240,12 @@ impl PostbackFactory {
                 _ => (Some(format!("{:02}", digits % 100)), ConversionValue::None, None),
             }
         };
-        let ad_networks = self.config.ad_networks.clone();
         let app_ids = self.config.app_ids.clone();
         let mut skan = SkanPostback {
             version: Version::Known(version),
             has_version_key: version != SkanVersion::V1_0,
-            ad_network_id: self.pick(&ad_networks),
-            campaign_id: (!v4).then(|| self.rng.random_range(1..=100)),
+            ad_network_id,
+            campaign_id: (!v4).then(|| (digits % 100) as u8),
             source_identifier: source_digits.as_deref().and_then(SourceIdentifier::new),
             app_id: self.pick(&app_ids),
             transaction_id: self.transaction_id(),
@@ -237,8 +265,10 @@ impl PostbackFactory {
             attribution_signature: None,
             extra: Vec::new(),
         };
-        // The signer holds keys for every known version, so this cannot fail.
-        let _ = self.signer.sign_skan(&mut skan);
+        if self.config.sign {
+            // The signer holds keys for every known version, so this cannot fail.
+            let _ = self.signer.sign_skan(&mut skan);
+        }
         skan
     }
 
@@ -247,15 +277,14 @@ impl PostbackFactory {
         let did_win = self.rng.random_bool(0.9);
         let window: u8 =
             if did_win { [0, 0, 0, 0, 0, 0, 0, 1, 1, 2][self.rng.random_range(0..10)] } else { 0 };
-        let digits: u32 = self.rng.random_range(0..10_000);
+        let (ad_network_id, digits) = self.network_and_source();
         let tier = self.rng.random_range(0..10);
         let high = did_win && window == 0 && tier < 7;
-        let ad_networks = self.config.ad_networks.clone();
         let app_ids = self.config.app_ids.clone();
         let conversion_type = ["download", "download", "download", "redownload", "re-engagement"]
             [self.rng.random_range(0..5)];
         let mut payload = json!({
-            "ad-network-identifier": self.pick(&ad_networks),
+            "ad-network-identifier": ad_network_id,
             "advertised-item-identifier": self.pick(&app_ids),
             "conversion-type": conversion_type,
             "did-win": did_win,
@@ -269,17 +298,22 @@ impl PostbackFactory {
                 json!(self.rng.random_range(100_000_000u64..2_000_000_000));
             payload["marketplace-identifier"] = json!("com.apple.AppStore");
         }
-        let jws = self
-            .signer
-            .sign_jws(&self.kid, &serde_json::to_vec(&payload).unwrap_or_default())
-            .unwrap_or_default();
+        let payload = serde_json::to_vec(&payload).unwrap_or_default();
+        let jws = if self.config.sign {
+            self.signer.sign_jws(&self.kid, &payload).unwrap_or_default()
+        } else {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let header = json!({ "kid": self.kid, "alg": "ES256" }).to_string();
+            format!("{}.{}.AA", b64.encode(header), b64.encode(payload))
+        };
         let mut outer = json!({
             "jws-string": jws,
             "ad-interaction-type": if self.rng.random_bool(0.7) { "click" } else { "view" },
         });
         if did_win {
             if high {
-                outer["conversion-value"] = json!(self.rng.random_range(0..64));
+                outer["conversion-value"] = json!(self.fine());
             } else if tier < 9 {
                 outer["coarse-conversion-value"] =
                     json!(CoarseValue::ALL[self.rng.random_range(0..3)].as_str());

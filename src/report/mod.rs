@@ -1,5 +1,275 @@
-//! Reports: aggregates decoded with the schema in effect, turned into the metrics marketers read.
+//! Reports: aggregates decoded with the schema in effect, grouped, turned into the metrics
+//! marketers read.
+//!
+//! The database groups and sums by what the report needs ([`crate::store::Store::report_rows`]);
+//! [`assemble`] (pure) decodes each group's values, splits by event, rolls source identifiers up,
+//! and accumulates [`Metrics`] per output row. [`run`] ties the two together.
 
+pub mod csv;
 pub mod metrics;
+pub mod query;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike as _, Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub use metrics::{Metrics, MetricsBuilder};
+pub use query::{Dimension, QueryError, ReportQuery};
+
+use crate::schema::{Decoded, SchemaHistory};
+use crate::schemas::{SchemaError, SchemaService, row_value};
+use crate::skan::{day_from_number, day_number};
+use crate::store::{AggregateRow, DateType, ReportSelection, Store, StoreError};
+
+/// A report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    /// The app.
+    pub app_id: i64,
+    /// First day, inclusive.
+    pub from: NaiveDate,
+    /// Last day, inclusive.
+    pub to: NaiveDate,
+    /// Arrival or estimated install day.
+    pub date_type: DateType,
+    /// Grouping, in order.
+    pub group_by: Vec<Dimension>,
+    /// One row per group, ordered by the group values.
+    pub rows: Vec<ReportRow>,
+    /// Every postback of the report in one row (events not split).
+    pub totals: Metrics,
+}
+
+/// One report row: its group values and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReportRow {
+    /// Dimension name to value (`null` when the postbacks had none).
+    #[schema(value_type = Object)]
+    pub group: Map<String, Value>,
+    /// The metrics.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// No postback or schema is known for the app.
+    #[error("no postbacks or schema are known for app {0}")]
+    UnknownApp(i64),
+    /// A stored schema is unusable.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One part of a group key; one type per position, so the derived order sorts rows naturally.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Part {
+    Null,
+    Int(i64),
+    Text(String),
+    Date(NaiveDate),
+}
+
+impl Part {
+    fn json(&self, month: bool) -> Value {
+        match self {
+            Self::Null => Value::Null,
+            Self::Int(v) => Value::from(*v),
+            Self::Text(t) => Value::from(t.as_str()),
+            Self::Date(d) if month => Value::from(d.format("%Y-%m").to_string()),
+            Self::Date(d) => Value::from(d.to_string()),
+        }
+    }
+
+    fn text_or_null(text: &str) -> Self {
+        if text.is_empty() { Self::Null } else { Self::Text(text.to_owned()) }
+    }
+
+    fn int_or_null(v: i64) -> Self {
+        if v < 0 { Self::Null } else { Self::Int(v) }
+    }
+}
+
+/// The database selection for a query, given the app's schema history.
+#[must_use]
+pub fn selection(query: &ReportQuery, history: &SchemaHistory) -> ReportSelection {
+    let has = |d: Dimension| query.group_by.contains(&d);
+    ReportSelection {
+        app_id: query.app_id,
+        date_type: query.date_type,
+        from_day: day_number(query.from),
+        to_day: day_number(query.to),
+        filters: query.filters.clone(),
+        by_day: has(Dimension::Day) || has(Dimension::Week) || has(Dimension::Month),
+        by_ad_network: has(Dimension::AdNetworkId),
+        by_source: has(Dimension::SourceIdentifier),
+        by_interaction: has(Dimension::Fidelity),
+        by_version: has(Dimension::Version),
+        force_detail: false,
+        schema_period_starts: history.period_starts().into_iter().map(day_number).collect(),
+    }
+}
+
+/// The names of a dimension's columns in rows and CSV (`source_identifier` has two).
+#[must_use]
+pub fn column_names(dimension: Dimension) -> Vec<&'static str> {
+    match dimension {
+        Dimension::SourceIdentifier => vec!["source_identifier", "campaign_id"],
+        other => vec![other.name()],
+    }
+}
+
+/// Decode, group and measure database rows. Pure.
+#[must_use]
+pub fn assemble(query: &ReportQuery, history: &SchemaHistory, rows: &[AggregateRow]) -> Report {
+    let mut decode_cache: HashMap<(i64, i64, i64, String), Decoded> = HashMap::new();
+    let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
+    let mut totals = MetricsBuilder::new(query.histograms);
+    for row in rows {
+        let k = &row.key;
+        // Only valid postbacks mean anything; quarantined ones are counted, never decoded.
+        let cache_key = if k.outcome == "valid" {
+            (k.install_day, k.window, k.fine_value, k.coarse_value.clone())
+        } else {
+            (i64::MIN, 0, -1, String::new())
+        };
+        let decoded = decode_cache.entry(cache_key).or_insert_with(|| {
+            if k.outcome == "valid" {
+                history.decode(day_from_number(k.install_day), u8::try_from(k.window).unwrap_or(0), row_value(row))
+            } else {
+                Decoded::not_decoded()
+            }
+        });
+        totals.add(row, decoded);
+        let mut base: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
+        let mut event_slot = None;
+        for dimension in &query.group_by {
+            let day = || {
+                day_from_number(match query.date_type {
+                    DateType::Arrival => k.arrival_day,
+                    DateType::Install => k.install_day,
+                })
+            };
+            match dimension {
+                Dimension::Day => base.push(Part::Date(day())),
+                Dimension::Week => {
+                    let d = day();
+                    base.push(Part::Date(d - Duration::days(i64::from(d.weekday().num_days_from_monday()))));
+                }
+                Dimension::Month => {
+                    let d = day();
+                    base.push(Part::Date(d.with_day(1).unwrap_or(d)));
+                }
+                Dimension::AdNetworkId => base.push(Part::Text(k.ad_network_id.clone())),
+                Dimension::SourceIdentifier => {
+                    let digits = usize::from(query.digits.unwrap_or(4));
+                    let source = &k.source_identifier;
+                    let rolled = &source[source.len().saturating_sub(digits)..];
+                    base.push(Part::text_or_null(rolled));
+                    base.push(Part::int_or_null(k.campaign_id));
+                }
+                Dimension::Window => base.push(Part::Int(k.window)),
+                Dimension::Fidelity => base.push(Part::text_or_null(&k.interaction)),
+                Dimension::Version => base.push(if k.protocol == "adattributionkit" {
+                    Part::Text("adattributionkit".to_owned())
+                } else {
+                    Part::text_or_null(&k.version)
+                }),
+                Dimension::Event => {
+                    event_slot = Some(base.len());
+                    base.push(Part::Null);
+                }
+                Dimension::FineValue => base.push(Part::int_or_null(k.fine_value)),
+                Dimension::CoarseValue => base.push(Part::text_or_null(&k.coarse_value)),
+                Dimension::Tier => base.push(Part::int_or_null(k.tier_hint)),
+            }
+        }
+        let histograms = query.histograms
+            || query.group_by.iter().any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
+        match event_slot {
+            Some(slot) if !decoded.events.is_empty() => {
+                for event in &decoded.events {
+                    let mut key = base.clone();
+                    key[slot] = Part::Text(event.name.clone());
+                    groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms)).add(row, decoded);
+                }
+            }
+            _ => groups.entry(base).or_insert_with(|| MetricsBuilder::new(histograms)).add(row, decoded),
+        }
+    }
+    let names: Vec<(&'static str, bool)> = query
+        .group_by
+        .iter()
+        .flat_map(|d| column_names(*d).into_iter().map(move |n| (n, *d == Dimension::Month)))
+        .collect();
+    let rows = groups
+        .into_iter()
+        .map(|(key, builder)| ReportRow {
+            group: names.iter().zip(&key).map(|((name, month), part)| ((*name).to_owned(), part.json(*month))).collect(),
+            metrics: builder.finish(),
+        })
+        .collect();
+    Report {
+        app_id: query.app_id,
+        from: query.from,
+        to: query.to,
+        date_type: query.date_type,
+        group_by: query.group_by.clone(),
+        rows,
+        totals: totals.finish(),
+    }
+}
+
+/// Run a report against the stored aggregates and schemas.
+///
+/// # Errors
+/// [`ReportError::UnknownApp`] for an app nothing is known about; store and schema errors.
+pub async fn run(store: &dyn Store, schemas: &SchemaService, query: &ReportQuery) -> Result<Report, ReportError> {
+    if !store.app_exists(query.app_id).await? {
+        return Err(ReportError::UnknownApp(query.app_id));
+    }
+    let history = schemas.history(query.app_id).await?;
+    let rows = store.report_rows(&selection(query, &history)).await?;
+    Ok(assemble(query, &history, &rows))
+}
+
+/// A draft schema tried on past data: the report as stored schemas decode it, and as the draft
+/// would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Simulation {
+    /// Decoded with the stored schema versions.
+    pub current: Report,
+    /// Decoded with the draft (as if in effect for every install day).
+    pub draft: Report,
+}
+
+/// Decode the same stored aggregates with the stored schemas and with `draft`.
+///
+/// # Errors
+/// [`SchemaError::Invalid`] (inside [`ReportError::Schema`]) when the draft has errors; as [`run`].
+pub async fn simulate(
+    store: &dyn Store,
+    schemas: &SchemaService,
+    query: &ReportQuery,
+    draft: crate::schema::Schema,
+) -> Result<Simulation, ReportError> {
+    let draft = crate::schemas::compile(draft)?;
+    if !store.app_exists(query.app_id).await? {
+        return Err(ReportError::UnknownApp(query.app_id));
+    }
+    let history = schemas.history(query.app_id).await?;
+    let rows = store.report_rows(&selection(query, &history)).await?;
+    let draft_history = SchemaHistory::new(vec![crate::schema::SchemaVersionEntry {
+        version: 0,
+        effective_from: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        schema: std::sync::Arc::new(draft),
+    }]);
+    Ok(Simulation { current: assemble(query, &history, &rows), draft: assemble(query, &draft_history, &rows) })
+}

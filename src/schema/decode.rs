@@ -48,6 +48,12 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// For a postback that is not decoded at all (quarantined): no value, no meaning.
+    #[must_use]
+    pub fn not_decoded() -> Self {
+        Self::empty(DecodeStatus::NoValue, None)
+    }
+
     fn empty(status: DecodeStatus, schema_version: Option<i64>) -> Self {
         Self {
             status,
@@ -205,6 +211,16 @@ impl SchemaHistory {
             None if value == ConversionValue::None => Decoded::empty(DecodeStatus::NoValue, None),
             None => Decoded::empty(DecodeStatus::NoSchema, None),
         }
+    }
+
+    /// The first install day of each version's reach, ascending: the days where the decoding
+    /// version can change.
+    #[must_use]
+    pub fn period_starts(&self) -> Vec<NaiveDate> {
+        let mut days: Vec<NaiveDate> = self.versions.iter().map(|v| v.effective_from.date_naive()).collect();
+        days.sort_unstable();
+        days.dedup();
+        days
     }
 
     /// Whether any version exists.

@@ -6,6 +6,7 @@
 //! never half-stored. The SQL lives once, in [`sql`], generic over the two sqlx drivers; the
 //! dialect modules add only what differs (connection options, migrations, locking clauses).
 
+mod cube;
 mod dedup;
 mod postgres;
 mod sql;
@@ -541,6 +542,38 @@ pub struct AggregateQuery {
     pub to_day: i64,
 }
 
+/// What a report reads: one app's aggregates over a day range, filtered, grouped in the database
+/// by the dimensions the report needs and summed.
+#[derive(Debug, Clone)]
+pub struct ReportSelection {
+    /// The app.
+    pub app_id: i64,
+    /// Which day the range and the date grouping use.
+    pub date_type: DateType,
+    /// First day number, inclusive.
+    pub from_day: i64,
+    /// Last day number, inclusive.
+    pub to_day: i64,
+    /// Filters (values are bound, never spliced).
+    pub filters: crate::report::query::Filters,
+    /// Keep the day of `date_type` (for day/week/month grouping).
+    pub by_day: bool,
+    /// Keep the ad network.
+    pub by_ad_network: bool,
+    /// Keep the source identifier and campaign.
+    pub by_source: bool,
+    /// Keep the interaction type.
+    pub by_interaction: bool,
+    /// Keep protocol and version.
+    pub by_version: bool,
+    /// Read the detailed aggregates even when the cube could answer (to compare the two).
+    pub force_detail: bool,
+    /// Install days where the decoding schema changes, ascending. Unless install days are kept,
+    /// `install_day` comes back as a representative day of its schema period, which is all
+    /// decoding needs, so periods and not days multiply the rows.
+    pub schema_period_starts: Vec<i64>,
+}
+
 /// A schema version to store.
 #[derive(Debug, Clone)]
 pub struct NewSchemaVersion {
@@ -717,6 +750,19 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Aggregates of one app over a day range.
     async fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StoreError>;
+
+    /// Aggregates grouped for a report; dimensions not kept come back as `''` / `-1` / `0`.
+    /// Reads the report cube when the selection needs none of the dimensions it lacks (source
+    /// identifier, version, interaction), the detailed aggregates otherwise; both give the same
+    /// answer.
+    async fn report_rows(&self, selection: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError>;
+
+    /// Add counts to aggregates directly, without postbacks (bulk loading of benchmark data and
+    /// of aggregates kept elsewhere). One transaction.
+    async fn add_aggregates(&self, rows: &[AggregateRow]) -> Result<(), StoreError>;
+
+    /// Whether anything (postbacks or a schema) is known about this app.
+    async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError>;
 
     /// Close every connection; later calls fail as unavailable.
     async fn close(&self);

@@ -14,8 +14,10 @@ use sqlx::{
 
 use super::{
     AggregateKey, AggregateQuery, AggregateRow, ApiKey, Backend, DateType, IngestItem, NewApiKey,
-    NewPostback, NewSchemaVersion, PostbackQuery, ReceiptInput, ReceiptResult, RecordOutcome, Role,
+    NewPostback, NewSchemaVersion, PostbackQuery, ReceiptInput, ReceiptResult, RecordOutcome,
+    ReportSelection, Role,
     StoreError, StoredPostback, StoredReceipt, StoredSchemaVersion, UnsignedValues,
+    cube,
     dedup::{CopyComparison, compare_copies},
 };
 use crate::error_body::ErrorBody;
@@ -150,14 +152,23 @@ impl CopyRow {
     }
 }
 
-/// Aggregate changes of one transaction, merged by key and applied in key order (a fixed lock
-/// order, so concurrent PostgreSQL writers cannot deadlock on aggregate rows).
+/// Aggregate and cube changes of one transaction, merged by key and applied in key order (a
+/// fixed lock order, so concurrent PostgreSQL writers cannot deadlock on these rows).
 #[derive(Default)]
-struct Deltas(BTreeMap<AggregateKey, (i64, i64)>);
+struct Deltas {
+    aggregates: BTreeMap<AggregateKey, (i64, i64)>,
+    cube: BTreeMap<cube::CubeKey, cube::Counts>,
+}
 
 impl Deltas {
     fn add(&mut self, key: AggregateKey, postbacks: i64, mismatch: i64) {
-        let entry = self.0.entry(key).or_insert((0, 0));
+        for (cube_key, counts) in cube::cells(&key, postbacks, mismatch) {
+            let entry = self.cube.entry(cube_key).or_insert([0; cube::COUNTS]);
+            for (total, delta) in entry.iter_mut().zip(counts) {
+                *total += delta;
+            }
+        }
+        let entry = self.aggregates.entry(key).or_insert((0, 0));
         entry.0 += postbacks;
         entry.1 += mismatch;
     }
@@ -273,15 +284,7 @@ where
         for i in order {
             outcomes[i] = Some(Self::record_one(&mut tx, &items[i], &mut deltas).await?);
         }
-        for (key, (postbacks, mismatch)) in deltas.0 {
-            if postbacks != 0 || mismatch != 0 {
-                Self::bind_aggregate(sqlx::query(UPSERT_AGGREGATE), &key)
-                    .bind(postbacks)
-                    .bind(mismatch)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        Self::apply_deltas(&mut tx, deltas).await?;
         tx.commit().await?;
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -424,6 +427,186 @@ where
         query.push(format!(" AND {day} >= ")).push_bind(q.from_day);
         query.push(format!(" AND {day} <= ")).push_bind(q.to_day);
         Ok(query.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn report_rows(
+        &self,
+        s: &ReportSelection,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        let day = match s.date_type {
+            DateType::Arrival => "arrival_day",
+            DateType::Install => "install_day",
+        };
+        let keep = |kept: bool, column: &str, absent: &str| {
+            if kept { column.to_owned() } else { format!("{absent} AS {column}") }
+        };
+        let install_days_kept = s.by_day && s.date_type == DateType::Install;
+        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
+        q.push(keep(s.by_day && s.date_type == DateType::Arrival, "arrival_day", "CAST(0 AS BIGINT)"));
+        q.push(", ");
+        if install_days_kept {
+            q.push("install_day");
+        } else if s.schema_period_starts.is_empty() {
+            q.push("CAST(0 AS BIGINT) AS install_day");
+        } else {
+            // Each install day becomes a day of its schema period (the day before the first
+            // period for earlier days): the same decoding, far fewer groups.
+            q.push("CASE");
+            for start in &s.schema_period_starts {
+                q.push(" WHEN install_day < ").push_bind(*start).push(" THEN ");
+                q.push_bind(*start - 1);
+            }
+            let last = s.schema_period_starts.last().copied().unwrap_or(0);
+            q.push(" ELSE ").push_bind(last).push(" END AS install_day");
+        }
+        q.push(", ");
+        q.push(keep(s.by_ad_network, "ad_network_id", "''"));
+        q.push(", ");
+        q.push(keep(s.by_source, "source_identifier", "''"));
+        q.push(", ");
+        q.push(keep(s.by_source, "campaign_id", "CAST(-1 AS BIGINT)"));
+        q.push(", ");
+        q.push(keep(s.by_version, "protocol", "''"));
+        q.push(", ");
+        q.push(keep(s.by_version, "version", "''"));
+        q.push(", conversion_window, ");
+        q.push(keep(s.by_interaction, "interaction", "''"));
+        q.push(
+            ", conversion_type, did_win, FALSE AS development, fine_value, coarse_value, \
+             tier_hint, outcome, CAST(SUM(postbacks) AS BIGINT) AS postbacks, \
+             CAST(SUM(unsigned_mismatch) AS BIGINT) AS unsigned_mismatch \
+             FROM aggregates WHERE app_id = ",
+        );
+        q.push_bind(s.app_id);
+        q.push(format!(" AND {day} >= ")).push_bind(s.from_day);
+        q.push(format!(" AND {day} <= ")).push_bind(s.to_day);
+        let f = &s.filters;
+        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
+        Self::push_in(&mut q, "source_identifier", &f.source_identifier);
+        Self::push_in(&mut q, "interaction", &f.interaction);
+        if !f.window.is_empty() {
+            q.push(" AND conversion_window IN (");
+            let mut list = q.separated(", ");
+            for w in &f.window {
+                list.push_bind(*w);
+            }
+            q.push(")");
+        }
+        if !f.version.is_empty() {
+            let aak = f.version.iter().any(|v| v == "adattributionkit");
+            let versions: Vec<&str> =
+                f.version.iter().map(String::as_str).filter(|v| *v != "adattributionkit").collect();
+            q.push(" AND (");
+            if versions.is_empty() {
+                q.push("1 = 0");
+            } else {
+                q.push("(protocol = 'skadnetwork' AND version IN (");
+                let mut list = q.separated(", ");
+                for v in versions {
+                    list.push_bind(v);
+                }
+                q.push("))");
+            }
+            if aak {
+                q.push(" OR protocol = 'adattributionkit'");
+            }
+            q.push(")");
+        }
+        Self::push_bool(&mut q, "did_win", &f.did_win);
+        Self::push_bool(&mut q, "development", &f.development);
+        match (f.redownload.contains(&true), f.redownload.contains(&false)) {
+            (true, false) => {
+                q.push(" AND conversion_type = 'redownload'");
+            }
+            (false, true) => {
+                q.push(" AND conversion_type <> 'redownload'");
+            }
+            _ => {}
+        }
+        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17");
+        Ok(q.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
+    }
+
+    /// `AND column IN ($1, $2, ...)` when there are values.
+    fn push_in<'a>(q: &mut QueryBuilder<DB>, column: &str, values: &'a [String]) {
+        if values.is_empty() {
+            return;
+        }
+        q.push(format!(" AND {column} IN ("));
+        let mut list = q.separated(", ");
+        for v in values {
+            list.push_bind(v.as_str());
+        }
+        q.push(")");
+    }
+
+    /// `AND column = $1` when exactly one of true and false is asked for.
+    fn push_bool(q: &mut QueryBuilder<DB>, column: &str, values: &[bool]) {
+        match (values.contains(&true), values.contains(&false)) {
+            (true, false) => {
+                q.push(format!(" AND {column} = ")).push_bind(true);
+            }
+            (false, true) => {
+                q.push(format!(" AND {column} = ")).push_bind(false);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) async fn add_aggregates(&self, rows: &[AggregateRow]) -> Result<(), StoreError> {
+        let mut deltas = Deltas::default();
+        for row in rows {
+            deltas.add(row.key.clone(), row.postbacks, row.unsigned_mismatch);
+        }
+        let mut tx = DB::begin_write(&self.pool).await?;
+        Self::apply_deltas(&mut tx, deltas).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_deltas(tx: &mut Transaction<'static, DB>, deltas: Deltas) -> Result<(), StoreError> {
+        for (key, (postbacks, mismatch)) in deltas.aggregates {
+            if postbacks != 0 || mismatch != 0 {
+                Self::bind_aggregate(sqlx::query(UPSERT_AGGREGATE), &key)
+                    .bind(postbacks)
+                    .bind(mismatch)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        for (key, counts) in deltas.cube {
+            if counts.iter().all(|c| *c == 0) {
+                continue;
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(cube::UPSERT.as_str()))
+                .bind(key.app_id)
+                .bind(key.date_kind)
+                .bind(key.day)
+                .bind(key.install_day)
+                .bind(key.ad_network_id.as_str())
+                .bind(key.window)
+                .bind(key.did_win)
+                .bind(key.conversion_type.as_str())
+                .bind(key.development)
+                .bind(key.tier_hint)
+                .bind(key.outcome.as_str());
+            for count in counts {
+                query = query.bind(count);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = sqlx::query_as(
+            "SELECT app_id FROM aggregates WHERE app_id = $1 \
+             UNION ALL SELECT app_id FROM schema_versions WHERE app_id = $1 LIMIT 1",
+        )
+        .bind(app_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
     }
 
     pub(crate) async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError> {
@@ -724,6 +907,21 @@ macro_rules! impl_store {
                 query: &$crate::store::AggregateQuery,
             ) -> Result<Vec<$crate::store::AggregateRow>, $crate::store::StoreError> {
                 Self::aggregates(self, query).await
+            }
+            async fn report_rows(
+                &self,
+                selection: &$crate::store::ReportSelection,
+            ) -> Result<Vec<$crate::store::AggregateRow>, $crate::store::StoreError> {
+                Self::report_rows(self, selection).await
+            }
+            async fn add_aggregates(
+                &self,
+                rows: &[$crate::store::AggregateRow],
+            ) -> Result<(), $crate::store::StoreError> {
+                Self::add_aggregates(self, rows).await
+            }
+            async fn app_exists(&self, app_id: i64) -> Result<bool, $crate::store::StoreError> {
+                Self::app_exists(self, app_id).await
             }
             async fn close(&self) {
                 self.pool.close().await;

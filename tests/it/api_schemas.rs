@@ -5,75 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use skan_receiver::clock::ManualClock;
-use skan_receiver::skan::CoarseValue;
 use skan_receiver::store::Role;
 
-use crate::helpers::{Spec, TestApp, each_backend};
+use crate::helpers::{TestApp, each_backend};
 
-const APP: u64 = 777;
-
-/// The schema in effect for the fixture month.
-fn schema_v1() -> Value {
-    json!({
-        "currency": "USD",
-        "windows": [
-            {"window": 0, "fine": [
-                {"value": 0, "label": "install", "coarse": "low"},
-                {"value": 1, "label": "tutorial", "events": [{"name": "tutorial"}], "revenue": {"min": 0, "max": 1}, "coarse": "low"},
-                {"value": 5, "label": "buyer", "events": [{"name": "purchase", "min_count": 1, "max_count": 2}], "revenue": {"min": 5, "max": 10}, "coarse": "medium"}
-            ]},
-            {"window": 1, "coarse": [{"value": "medium", "revenue": {"min": 1, "max": 5}}]},
-            {"window": 2, "coarse": [{"value": "high", "events": [{"name": "purchase", "min_count": 2}], "revenue": {"min": 10}}]}
-        ]
-    })
-}
-
-/// A draft that values the same postbacks differently.
-fn draft() -> Value {
-    json!({
-        "currency": "USD",
-        "windows": [
-            {"window": 0, "fine": [
-                {"value": 0, "label": "install", "coarse": "low"},
-                {"value": 1, "label": "tutorial", "events": [{"name": "tutorial"}], "revenue": {"min": 1, "max": 2}, "coarse": "low"},
-                {"value": 5, "label": "buyer", "events": [{"name": "purchase", "min_count": 1, "max_count": 2}], "revenue": {"min": 10, "max": 20}, "coarse": "medium"}
-            ]},
-            {"window": 2, "coarse": [{"value": "high", "events": [{"name": "purchase", "min_count": 2}], "revenue": {"min": 20}}]}
-        ]
-    })
-}
-
-/// Ingest the fixture month: ten postbacks of app 777 arriving in November 2026.
-async fn ingest_fixture(app: &TestApp, clock: &ManualClock) -> Vec<i64> {
-    let at = |day: u32| format!("2026-11-{day:02}T12:00:00Z").parse().unwrap();
-    let specs: Vec<(u32, Vec<u8>)> = vec![
-        (3, Spec::new(APP, "fx-01").fine(0).bytes()),
-        (4, Spec::new(APP, "fx-02").fine(1).bytes()),
-        (5, Spec::new(APP, "fx-03").fine(1).bytes()),
-        (6, Spec::new(APP, "fx-04").fine(5).bytes()),
-        (7, Spec::new(APP, "fx-05").bytes()),
-        (10, Spec::new(APP, "fx-06").coarse(1, CoarseValue::Medium).bytes()),
-        (20, Spec::new(APP, "fx-07").coarse(2, CoarseValue::High).bytes()),
-        (21, Spec { did_win: false, ..Spec::new(APP, "fx-08") }.bytes()),
-        (22, Spec { redownload: true, ..Spec::new(APP, "fx-09").fine(1) }.bytes()),
-        (23, {
-            let mut forged: Value =
-                serde_json::from_slice(&Spec::new(APP, "fx-10").fine(5).bytes()).unwrap();
-            forged["did-win"] = json!(false);
-            serde_json::to_vec(&forged).unwrap()
-        }),
-    ];
-    let mut ids = Vec::new();
-    for (day, body) in specs {
-        clock.set(at(day));
-        let result: Value = app.post_apple(body).await.json().await.unwrap();
-        assert!(matches!(result["result"].as_str(), Some("accepted" | "invalid")), "{result}");
-        ids.push(result["postback_id"].as_i64().unwrap());
-    }
-    // A retry and a forwarded copy: neither may be counted twice.
-    app.post_apple(Spec::new(APP, "fx-02").fine(1).bytes()).await;
-    ids
-}
+use crate::fixture::{draft, ingest_fixture, schema_v1};
 
 #[tokio::test]
 async fn schemas_are_versioned_validated_diffed_and_guarded_by_role() {
@@ -225,11 +161,12 @@ async fn the_simulator_decodes_a_fixture_month_as_computed_by_hand_and_a_schema_
             response.json::<Value>().await.unwrap()
         };
         let sim = simulate().await;
-        let current = &sim["current"];
+        let current = &sim["current"]["totals"];
+        let draft_totals = &sim["draft"]["totals"];
         // Counts (the same under both schemas): 10 postbacks, one forged; of the 9 valid, 7 in
         // window 0 (5 installs, 1 redownload, 1 nonwinning), 1 each in windows 1 and 2; 8
         // winning, of which 1 without a value.
-        for m in [current, &sim["draft"]] {
+        for m in [current, draft_totals] {
             assert_eq!(m["postbacks"], 10);
             assert_eq!(m["valid"], 9);
             assert_eq!(m["invalid"], 1);
@@ -269,13 +206,13 @@ async fn the_simulator_decodes_a_fixture_month_as_computed_by_hand_and_a_schema_
         );
         // Draft: fine 1 ×3 at [1,2), fine 5 at [10,20), medium unmapped, high at [20,∞):
         // min 3+10+20 = 33, mid 4.5+15+20 = 39.5, modeled 39.5 / (7/8) = 45.14.
-        let revenue = &sim["draft"]["revenue"][0];
+        let revenue = &draft_totals["revenue"][0];
         assert_eq!(
             (revenue["min"].clone(), revenue["mid"].clone(), revenue["modeled"].clone()),
             (json!(33.0), json!(39.5), json!(45.14))
         );
         assert_eq!(
-            sim["draft"]["decoded"],
+            draft_totals["decoded"],
             json!({"mapped": 6, "unmapped": 1, "no_value": 2, "no_schema": 0})
         );
 
@@ -300,7 +237,7 @@ async fn the_simulator_decodes_a_fixture_month_as_computed_by_hand_and_a_schema_
             .unwrap();
         let again = simulate().await;
         assert_eq!(
-            again["current"], sim["draft"],
+            again["current"]["totals"], sim["draft"]["totals"],
             "the stored history now decodes like the draft did"
         );
         let (_, detail) = app.get_json(&viewer, &format!("/v1/postbacks/{}", ids[3])).await;

@@ -1,9 +1,11 @@
 //! Integration tests: one binary, so the crate links once.
 
 mod api_ingest;
+mod api_reports;
 mod api_schemas;
 mod cli_service;
 mod cli_verify;
+mod fixture;
 mod helpers;
 mod openapi;
 mod schema_props;

@@ -1,0 +1,142 @@
+//! Report latency over an app with 10 million stored postbacks.
+//!
+//! Builds (once, cached in `target/bench-data/`) a year of postbacks for one app from the load
+//! generator's factory: 8 networks of skewed size, 24 campaigns each, every version, three
+//! windows, four tiers, skewed conversion values. To build 10 million in minutes the bulk
+//! postbacks are not signed; each goes through the real parser and the ingest path's flattening
+//! to its aggregate key, and the aggregates are loaded through the store's bulk path. A sample of
+//! 1,000 signed postbacks from the same factory is run through the ingest preparation first and
+//! must verify. Then the standard report shapes over the last 90 days are timed.
+//!
+//! Run: `cargo bench --bench reports`. `SKAN_BENCH_POSTBACKS` (default 10000000) sets the size,
+//! `SKAN_BENCH_DATABASE_URL` another database (e.g. PostgreSQL; it must be empty or built by this
+//! benchmark).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use skan_receiver::clock::ManualClock;
+use skan_receiver::ingest::{aggregate_key_of, prepare_item};
+use skan_receiver::loadgen::{FactoryConfig, PostbackFactory};
+use skan_receiver::report::{self, ReportQuery};
+use skan_receiver::schemas::SchemaService;
+use skan_receiver::skan::{Outcome, Postback, Verification};
+use skan_receiver::store::{self, AggregateRow, Channel, ConnectOptions, IngestItem, Store};
+
+const APP: u64 = 1_500_000_001;
+const DAYS: i64 = 365;
+const SCHEMA: &str = include_str!("../testdata/schemas/bit-packed.json");
+
+fn config(sign: bool) -> FactoryConfig {
+    FactoryConfig {
+        app_ids: vec![APP],
+        ad_networks: (1..=8).map(|i| format!("network{i}.skadnetwork")).collect(),
+        duplicate_ratio: 0.0,
+        campaigns_per_network: 24,
+        sign,
+    }
+}
+
+fn keys_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys")
+}
+
+fn first_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 11, 1).unwrap_or_default()
+}
+
+async fn build(store: &dyn Store, postbacks: u64) {
+    // The factory's postbacks are genuine: a signed sample verifies through the ingest path.
+    let keys = skan_receiver::apple_keys::load(Some(&keys_dir())).expect("test keys");
+    let mut signed = PostbackFactory::from_key_dir(&keys_dir(), 99, config(true)).expect("factory");
+    for _ in 0..1000 {
+        let item = prepare_item(&keys, 65536, signed.next_postback().into(), Channel::Apple, None, 0);
+        assert!(matches!(&item, IngestItem::Checked { postback, .. } if postback.reason_code.is_none()), "{item:?}");
+    }
+    println!("1000 signed sample postbacks verified through the ingest path");
+
+    let started = Instant::now();
+    let mut factory = PostbackFactory::from_key_dir(&keys_dir(), 7, config(false)).expect("factory");
+    let valid = Verification { outcome: Outcome::Valid, key: Some("bulk".to_owned()), development: false };
+    let per_day = postbacks / DAYS as u64;
+    let mut rows_total = 0usize;
+    for day in 0..DAYS {
+        let start = (first_day() + Duration::days(day)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let mut counts: HashMap<_, i64> = HashMap::new();
+        for i in 0..per_day {
+            let bytes = factory.next_postback();
+            let Ok(postback) = Postback::parse(bytes) else { continue };
+            let at = start + Duration::milliseconds((i * 86_400_000 / per_day) as i64);
+            if let Ok(key) = aggregate_key_of(&postback, &valid, at.timestamp_millis()) {
+                *counts.entry(key).or_insert(0) += 1;
+            }
+        }
+        let rows: Vec<AggregateRow> =
+            counts.into_iter().map(|(key, postbacks)| AggregateRow { key, postbacks, unsigned_mismatch: 0 }).collect();
+        rows_total += rows.len();
+        store.add_aggregates(&rows).await.expect("bulk load");
+        if day % 30 == 29 {
+            println!("  built {} days, {rows_total} aggregate rows, {:.0}s", day + 1, started.elapsed().as_secs_f64());
+        }
+    }
+    println!(
+        "built {} postbacks in {rows_total} aggregate rows in {:.0}s",
+        per_day * DAYS as u64,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let postbacks: u64 = std::env::var("SKAN_BENCH_POSTBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let url = std::env::var("SKAN_BENCH_DATABASE_URL").unwrap_or_else(|_| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+        let _ = std::fs::create_dir_all(&dir);
+        format!("sqlite://{}", dir.join(format!("reports-{postbacks}.db")).display())
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let store: Arc<dyn Store> = store::connect(&url, &ConnectOptions::default()).await.expect("database");
+        let now: DateTime<Utc> = (first_day() + Duration::days(DAYS)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let schemas = SchemaService::new(Arc::clone(&store), Arc::new(ManualClock::new(now)));
+        if !store.app_exists(APP as i64).await.expect("query") {
+            build(store.as_ref(), postbacks).await;
+            let schema = serde_json::from_str(SCHEMA).expect("schema");
+            let from = first_day().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+            schemas.apply(APP as i64, schema, Some(from), "bench", None).await.expect("schema");
+        }
+        let to = first_day() + Duration::days(DAYS - 2);
+        let from = to - Duration::days(89);
+        let shapes: [(&str, &str); 8] = [
+            ("totals", ""),
+            ("by day", "&group_by=day"),
+            ("by network", "&group_by=ad_network_id"),
+            ("by network x campaign", "&group_by=ad_network_id,source_identifier"),
+            ("by week x network (arrival)", "&group_by=week,ad_network_id&date_type=arrival"),
+            ("by window x coarse value", "&group_by=window,coarse_value"),
+            ("fine value histogram", "&group_by=fine_value&window=0"),
+            ("by event", "&group_by=event"),
+        ];
+        println!("\nreport latency, app with {postbacks} postbacks, 90 days {from}..{to} ({url}):");
+        println!("  {:<30} {:>9} {:>9} {:>9} {:>7}", "shape", "median ms", "min ms", "max ms", "rows");
+        for (name, extra) in shapes {
+            let text = format!("app_id={APP}&from={from}&to={to}{extra}");
+            let pairs: Vec<(String, String)> =
+                form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            let query = ReportQuery::parse(&pairs).expect("query");
+            let mut times = Vec::new();
+            let mut rows = 0;
+            for _ in 0..6 {
+                let started = Instant::now();
+                let out = report::run(store.as_ref(), &schemas, &query).await.expect("report");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                rows = out.rows.len();
+            }
+            times.remove(0); // warm-up
+            times.sort_by(f64::total_cmp);
+            println!("  {name:<30} {:>9.1} {:>9.1} {:>9.1} {rows:>7}", times[times.len() / 2], times[0], times[times.len() - 1]);
+        }
+    });
+}
