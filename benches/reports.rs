@@ -53,18 +53,25 @@ async fn build(store: &dyn Store, postbacks: u64) {
     let keys = skan_receiver::apple_keys::load(Some(&keys_dir())).expect("test keys");
     let mut signed = PostbackFactory::from_key_dir(&keys_dir(), 99, config(true)).expect("factory");
     for _ in 0..1000 {
-        let item = prepare_item(&keys, 65536, signed.next_postback().into(), Channel::Apple, None, 0);
-        assert!(matches!(&item, IngestItem::Checked { postback, .. } if postback.reason_code.is_none()), "{item:?}");
+        let item =
+            prepare_item(&keys, 65536, signed.next_postback().into(), Channel::Apple, None, 0);
+        assert!(
+            matches!(&item, IngestItem::Checked { postback, .. } if postback.reason_code.is_none()),
+            "{item:?}"
+        );
     }
     println!("1000 signed sample postbacks verified through the ingest path");
 
     let started = Instant::now();
-    let mut factory = PostbackFactory::from_key_dir(&keys_dir(), 7, config(false)).expect("factory");
-    let valid = Verification { outcome: Outcome::Valid, key: Some("bulk".to_owned()), development: false };
+    let mut factory =
+        PostbackFactory::from_key_dir(&keys_dir(), 7, config(false)).expect("factory");
+    let valid =
+        Verification { outcome: Outcome::Valid, key: Some("bulk".to_owned()), development: false };
     let per_day = postbacks / DAYS as u64;
     let mut rows_total = 0usize;
     for day in 0..DAYS {
-        let start = (first_day() + Duration::days(day)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let start =
+            (first_day() + Duration::days(day)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
         let mut counts: HashMap<_, i64> = HashMap::new();
         for i in 0..per_day {
             let bytes = factory.next_postback();
@@ -74,12 +81,18 @@ async fn build(store: &dyn Store, postbacks: u64) {
                 *counts.entry(key).or_insert(0) += 1;
             }
         }
-        let rows: Vec<AggregateRow> =
-            counts.into_iter().map(|(key, postbacks)| AggregateRow { key, postbacks, unsigned_mismatch: 0 }).collect();
+        let rows: Vec<AggregateRow> = counts
+            .into_iter()
+            .map(|(key, postbacks)| AggregateRow { key, postbacks, unsigned_mismatch: 0 })
+            .collect();
         rows_total += rows.len();
         store.add_aggregates(&rows).await.expect("bulk load");
         if day % 30 == 29 {
-            println!("  built {} days, {rows_total} aggregate rows, {:.0}s", day + 1, started.elapsed().as_secs_f64());
+            println!(
+                "  built {} days, {rows_total} aggregate rows, {:.0}s",
+                day + 1,
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     println!(
@@ -90,7 +103,10 @@ async fn build(store: &dyn Store, postbacks: u64) {
 }
 
 fn main() {
-    let postbacks: u64 = std::env::var("SKAN_BENCH_POSTBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let postbacks: u64 = std::env::var("SKAN_BENCH_POSTBACKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let url = std::env::var("SKAN_BENCH_DATABASE_URL").unwrap_or_else(|_| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
         let _ = std::fs::create_dir_all(&dir);
@@ -120,7 +136,11 @@ fn main() {
             ("by event", "&group_by=event"),
         ];
         println!("\nreport latency, app with {postbacks} postbacks, 90 days {from}..{to} ({url}):");
-        println!("  {:<30} {:>9} {:>9} {:>9} {:>7}", "shape", "median ms", "min ms", "max ms", "rows");
+        println!(
+            "  {:<30} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
+            "shape", "median ms", "min ms", "max ms", "rows", "db rows", "db ms", "rust ms"
+        );
+        let history = schemas.history(APP as i64).await.expect("history");
         for (name, extra) in shapes {
             let text = format!("app_id={APP}&from={from}&to={to}{extra}");
             let pairs: Vec<(String, String)> =
@@ -136,7 +156,23 @@ fn main() {
             }
             times.remove(0); // warm-up
             times.sort_by(f64::total_cmp);
-            println!("  {name:<30} {:>9.1} {:>9.1} {:>9.1} {rows:>7}", times[times.len() / 2], times[0], times[times.len() - 1]);
+            // Where the time goes: the database read and the decoding and measuring in Rust.
+            let started = Instant::now();
+            let db_rows = store.report_rows(&report::selection(&query, &history)).await.expect("rows");
+            let (source, db_count) = match &db_rows {
+                store::ReportData::Rows(rows) => ("rows", rows.len()),
+                store::ReportData::Totals(rows) => ("totals", rows.len()),
+            };
+            let db_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let started = Instant::now();
+            let _ = report::assemble(&query, &history, &db_rows);
+            let rust_ms = started.elapsed().as_secs_f64() * 1000.0;
+            println!(
+                "  {name:<30} {:>9.1} {:>9.1} {:>9.1} {rows:>7} {db_count:>9} {db_ms:>9.1} {rust_ms:>9.1}  {source}",
+                times[times.len() / 2],
+                times[0],
+                times[times.len() - 1],
+            );
         }
     });
 }

@@ -100,7 +100,10 @@ pub(super) fn run(args: &ReportArgs) -> ExitCode {
         Ok(query) => query,
         Err(err) => {
             let flag = format!("--{}", err.parameter.replace('_', "-").replace("app-id", "app"));
-            return fail(&ErrorBody::new("invalid_parameter", err.message).with_field(flag), EXIT_USAGE);
+            return fail(
+                &ErrorBody::new("invalid_parameter", err.message).with_field(flag),
+                EXIT_USAGE,
+            );
         }
     };
     let Ok(rt) = runtime() else { return ExitCode::from(EXIT_USAGE) };
@@ -129,7 +132,11 @@ pub(super) fn run(args: &ReportArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(ReportError::UnknownApp(app)) => fail(
-                &ErrorBody::new("unknown_app", format!("no postbacks or schema are known for app {app}")).with_field("--app"),
+                &ErrorBody::new(
+                    "unknown_app",
+                    format!("no postbacks or schema are known for app {app}"),
+                )
+                .with_field("--app"),
                 1,
             ),
             Err(err) => fail(&ErrorBody::new("report_failed", err.to_string()), 1),
@@ -139,11 +146,22 @@ pub(super) fn run(args: &ReportArgs) -> ExitCode {
 
 /// A fixed-width table of the main metrics.
 fn table(report: &Report) -> String {
-    let groups: Vec<&'static str> = report.group_by.iter().flat_map(|d| report::column_names(*d)).collect();
+    let groups: Vec<&'static str> =
+        report.group_by.iter().flat_map(|d| report::column_names(*d)).collect();
     let mut header: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
     header.extend(
-        ["postbacks", "valid", "invalid", "installs", "redownloads", "nonwinning", "null_rate", "revenue", "modeled"]
-            .map(str::to_owned),
+        [
+            "postbacks",
+            "valid",
+            "invalid",
+            "installs",
+            "redownloads",
+            "nonwinning",
+            "null_rate",
+            "revenue",
+            "modeled",
+        ]
+        .map(str::to_owned),
     );
     let metrics_cells = |m: &report::Metrics| -> Vec<String> {
         let revenue = m.revenue.first();
@@ -175,7 +193,11 @@ fn table(report: &Report) -> String {
             cells
         })
         .collect();
-    let mut total: Vec<String> = groups.iter().enumerate().map(|(i, _)| if i == 0 { "total".to_owned() } else { String::new() }).collect();
+    let mut total: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "total".to_owned() } else { String::new() })
+        .collect();
     total.extend(metrics_cells(&report.totals));
     rows.push(total);
     let widths: Vec<usize> = (0..header.len())
@@ -185,7 +207,13 @@ fn table(report: &Report) -> String {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i < groups.len() { format!("{c:<w$}", w = widths[i]) } else { format!("{c:>w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i < groups.len() {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };

@@ -86,7 +86,8 @@ pub(crate) async fn get_report(
     };
     if format != "json" && format != "csv" {
         return Err(ApiError::BadRequest(
-            ErrorBody::new("invalid_parameter", format!("expected json or csv, got {format:?}")).with_field("format"),
+            ErrorBody::new("invalid_parameter", format!("expected json or csv, got {format:?}"))
+                .with_field("format"),
         ));
     }
     let query = ReportQuery::parse(&pairs)?;
@@ -96,11 +97,15 @@ pub(crate) async fn get_report(
     }
     let renderer = CsvRenderer::new(&report);
     let header = Bytes::from(renderer.header());
-    let rows = report.rows.into_iter().map(move |row| Ok::<_, std::io::Error>(Bytes::from(renderer.row(&row))));
+    let rows = report
+        .rows
+        .into_iter()
+        .map(move |row| Ok::<_, std::io::Error>(Bytes::from(renderer.row(&row))));
     let chunks = std::iter::once(Ok(header)).chain(rows);
     let mut response = Body::from_stream(futures_util::stream::iter(chunks)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+    );
     Ok(response)
 }

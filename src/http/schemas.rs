@@ -10,8 +10,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, EditorRole, Json, Path, ViewerRole};
 use crate::error_body::ErrorBody;
-use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
 use crate::report::{self, ReportQuery, Simulation};
+use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
 use crate::schemas::{Applied, SchemaError, SchemaVersionView};
 use crate::store::DateType;
 

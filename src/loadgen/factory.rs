@@ -245,7 +245,7 @@ impl PostbackFactory {
             version: Version::Known(version),
             has_version_key: version != SkanVersion::V1_0,
             ad_network_id,
-            campaign_id: (!v4).then(|| (digits % 100) as u8),
+            campaign_id: (!v4).then_some((digits % 100) as u8),
             source_identifier: source_digits.as_deref().and_then(SourceIdentifier::new),
             app_id: self.pick(&app_ids),
             transaction_id: self.transaction_id(),

@@ -9,9 +9,26 @@ use std::collections::BTreeSet;
 use super::{Metrics, Report, ReportRow, column_names};
 
 const FIXED: [&str; 21] = [
-    "postbacks", "valid", "invalid", "unverifiable", "installs", "redownloads", "nonwinning",
-    "window_0", "window_1", "window_2", "null_values", "null_rate", "unsigned_mismatch", "tier_0",
-    "tier_1", "tier_2", "tier_3", "tier_unknown", "decoded_mapped", "decoded_unmapped",
+    "postbacks",
+    "valid",
+    "invalid",
+    "unverifiable",
+    "installs",
+    "redownloads",
+    "nonwinning",
+    "window_0",
+    "window_1",
+    "window_2",
+    "null_values",
+    "null_rate",
+    "unsigned_mismatch",
+    "tier_0",
+    "tier_1",
+    "tier_2",
+    "tier_3",
+    "tier_unknown",
+    "decoded_mapped",
+    "decoded_unmapped",
     "decoded_no_value",
 ];
 
@@ -89,8 +106,17 @@ impl CsvRenderer {
 
     fn metric_cells(&self, m: &Metrics) -> Vec<String> {
         let mut cells: Vec<String> = [
-            m.postbacks, m.valid, m.invalid, m.unverifiable, m.installs, m.redownloads, m.nonwinning,
-            m.window_0, m.window_1, m.window_2, m.null_values,
+            m.postbacks,
+            m.valid,
+            m.invalid,
+            m.unverifiable,
+            m.installs,
+            m.redownloads,
+            m.nonwinning,
+            m.window_0,
+            m.window_1,
+            m.window_2,
+            m.null_values,
         ]
         .iter()
         .map(i64::to_string)
@@ -98,8 +124,15 @@ impl CsvRenderer {
         cells.push(opt(m.null_rate));
         cells.extend(
             [
-                m.unsigned_mismatch, m.tiers.tier_0, m.tiers.tier_1, m.tiers.tier_2, m.tiers.tier_3,
-                m.tiers.unknown, m.decoded.mapped, m.decoded.unmapped, m.decoded.no_value,
+                m.unsigned_mismatch,
+                m.tiers.tier_0,
+                m.tiers.tier_1,
+                m.tiers.tier_2,
+                m.tiers.tier_3,
+                m.tiers.unknown,
+                m.decoded.mapped,
+                m.decoded.unmapped,
+                m.decoded.no_value,
                 m.decoded.no_schema,
             ]
             .iter()
@@ -107,8 +140,12 @@ impl CsvRenderer {
         );
         for currency in &self.currencies {
             match m.revenue.iter().find(|r| &r.currency == currency) {
-                Some(r) => cells.extend([r.min.to_string(), opt(r.max), r.mid.to_string(), opt(r.modeled)]),
-                None => cells.extend(["0".to_owned(), "0".to_owned(), "0".to_owned(), String::new()]),
+                Some(r) => {
+                    cells.extend([r.min.to_string(), opt(r.max), r.mid.to_string(), opt(r.modeled)])
+                }
+                None => {
+                    cells.extend(["0".to_owned(), "0".to_owned(), "0".to_owned(), String::new()])
+                }
             }
         }
         for event in &self.events {
@@ -133,7 +170,8 @@ impl CsvRenderer {
 
 /// One RFC 4180 record with CRLF, quoted only where needed.
 fn line(cells: &[String]) -> Vec<u8> {
-    let mut writer = ::csv::WriterBuilder::new().terminator(::csv::Terminator::CRLF).from_writer(Vec::new());
+    let mut writer =
+        ::csv::WriterBuilder::new().terminator(::csv::Terminator::CRLF).from_writer(Vec::new());
     let _ = writer.write_record(cells);
     writer.into_inner().unwrap_or_default()
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::schema::{DecodeStatus, Decoded};
+use crate::skan::{CoarseValue, ConversionValue};
 use crate::store::AggregateRow;
 
 /// Postbacks by crowd-anonymity tier hint.
@@ -125,12 +126,93 @@ pub struct Metrics {
     pub coarse_histogram: Option<CoarseHistogram>,
 }
 
-/// Accumulates [`Metrics`].
+/// Counts of a set of postbacks that need no decoding. Both the detailed aggregates and the
+/// report tables produce these, so every source yields the same metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Valid postbacks.
+    pub valid: i64,
+    /// Invalid postbacks.
+    pub invalid: i64,
+    /// Unverifiable postbacks.
+    pub unverifiable: i64,
+    /// Valid, window 0, winning, download.
+    pub installs: i64,
+    /// Valid, window 0, winning, redownload.
+    pub redownloads: i64,
+    /// Valid, not winning.
+    pub nonwinning: i64,
+    /// Valid, winning, without a value.
+    pub null_values: i64,
+    /// Valid postbacks whose copies disagreed on unsigned values.
+    pub unsigned_mismatch: i64,
+    /// Valid postbacks by tier hint 0-3, then unknown.
+    pub tiers: [i64; 5],
+    /// Valid postbacks by window.
+    pub windows: [i64; 3],
+}
+
+impl Tally {
+    /// The tally of one aggregate row.
+    #[must_use]
+    pub fn of(row: &AggregateRow) -> Self {
+        let (n, k) = (row.postbacks, &row.key);
+        let mut t = Self::default();
+        match k.outcome.as_str() {
+            "valid" => t.valid = n,
+            "invalid" => {
+                t.invalid = n;
+                return t;
+            }
+            _ => {
+                t.unverifiable = n;
+                return t;
+            }
+        }
+        t.unsigned_mismatch = row.unsigned_mismatch;
+        t.windows[usize::try_from(k.window).unwrap_or(0).min(2)] = n;
+        if k.did_win {
+            if k.window == 0 {
+                match k.conversion_type.as_str() {
+                    "redownload" => t.redownloads = n,
+                    "re-engagement" => {}
+                    _ => t.installs = n,
+                }
+            }
+            if k.fine_value < 0 && k.coarse_value.is_empty() {
+                t.null_values = n;
+            }
+        } else {
+            t.nonwinning = n;
+        }
+        t.tiers[usize::try_from(k.tier_hint).map_or(4, |t| t.min(4))] = n;
+        t
+    }
+
+    /// Add another tally.
+    pub fn add(&mut self, other: &Self) {
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        self.unverifiable += other.unverifiable;
+        self.installs += other.installs;
+        self.redownloads += other.redownloads;
+        self.nonwinning += other.nonwinning;
+        self.null_values += other.null_values;
+        self.unsigned_mismatch += other.unsigned_mismatch;
+        for (a, b) in self.tiers.iter_mut().zip(other.tiers) {
+            *a += b;
+        }
+        for (a, b) in self.windows.iter_mut().zip(other.windows) {
+            *a += b;
+        }
+    }
+}
+
+/// Accumulates [`Metrics`] from tallies and decoded values.
 #[derive(Debug, Default)]
 pub struct MetricsBuilder {
-    metrics: Metrics,
-    winning: i64,
-    winning_with_value: i64,
+    tally: Tally,
+    decoded: DecodeCounts,
     events: BTreeMap<String, (i64, i64, Option<i64>)>,
     revenue: BTreeMap<String, (f64, Option<f64>, f64)>,
     histograms: bool,
@@ -145,69 +227,44 @@ impl MetricsBuilder {
         Self { histograms, fine: vec![0; 64], ..Self::default() }
     }
 
-    /// Count one aggregate row, decoded.
+    /// Count one aggregate row, decoded (quarantined rows are counted, never decoded).
     pub fn add(&mut self, row: &AggregateRow, decoded: &Decoded) {
-        let n = row.postbacks;
+        self.add_tally(&Tally::of(row));
         let k = &row.key;
-        let m = &mut self.metrics;
-        m.postbacks += n;
-        match k.outcome.as_str() {
-            "valid" => m.valid += n,
-            "invalid" => {
-                m.invalid += n;
-                return;
-            }
-            _ => {
-                m.unverifiable += n;
-                return;
+        if k.outcome == "valid" {
+            let value = crate::schemas::row_value(row);
+            if value != ConversionValue::None {
+                self.add_value(value, row.postbacks, decoded);
             }
         }
-        m.unsigned_mismatch += row.unsigned_mismatch;
-        match k.window {
-            0 => m.window_0 += n,
-            1 => m.window_1 += n,
-            _ => m.window_2 += n,
-        }
-        if k.did_win {
-            self.winning += n;
-            if k.window == 0 {
-                match k.conversion_type.as_str() {
-                    "redownload" => m.redownloads += n,
-                    "re-engagement" => {}
-                    _ => m.installs += n,
+    }
+
+    /// Count postbacks that need no decoding.
+    pub fn add_tally(&mut self, tally: &Tally) {
+        self.tally.add(tally);
+    }
+
+    /// Count `n` valid postbacks carrying `value`, which decodes to `decoded` (their tally is
+    /// added separately).
+    pub fn add_value(&mut self, value: ConversionValue, n: i64, decoded: &Decoded) {
+        match value {
+            ConversionValue::Fine(v) => {
+                if let Some(slot) = self.fine.get_mut(usize::from(v)) {
+                    *slot += n;
                 }
             }
-            if k.fine_value < 0 && k.coarse_value.is_empty() {
-                m.null_values += n;
-            } else {
-                self.winning_with_value += n;
-            }
-        } else {
-            m.nonwinning += n;
-        }
-        match k.tier_hint {
-            0 => m.tiers.tier_0 += n,
-            1 => m.tiers.tier_1 += n,
-            2 => m.tiers.tier_2 += n,
-            3 => m.tiers.tier_3 += n,
-            _ => m.tiers.unknown += n,
-        }
-        if let Ok(v) = usize::try_from(k.fine_value)
-            && let Some(slot) = self.fine.get_mut(v)
-        {
-            *slot += n;
-        }
-        match k.coarse_value.as_str() {
-            "low" => self.coarse.low += n,
-            "medium" => self.coarse.medium += n,
-            "high" => self.coarse.high += n,
-            _ => {}
+            ConversionValue::Coarse(c) => match c {
+                CoarseValue::Low => self.coarse.low += n,
+                CoarseValue::Medium => self.coarse.medium += n,
+                CoarseValue::High => self.coarse.high += n,
+            },
+            ConversionValue::None => return,
         }
         match decoded.status {
-            DecodeStatus::Mapped => m.decoded.mapped += n,
-            DecodeStatus::Unmapped => m.decoded.unmapped += n,
-            DecodeStatus::NoValue => m.decoded.no_value += n,
-            DecodeStatus::NoSchema => m.decoded.no_schema += n,
+            DecodeStatus::Mapped => self.decoded.mapped += n,
+            DecodeStatus::Unmapped => self.decoded.unmapped += n,
+            DecodeStatus::NoSchema => self.decoded.no_schema += n,
+            DecodeStatus::NoValue => {}
         }
         for event in &decoded.events {
             let entry = self.events.entry(event.name.clone()).or_insert((0, 0, Some(0)));
@@ -233,36 +290,59 @@ impl MetricsBuilder {
     /// The finished metrics.
     #[must_use]
     pub fn finish(self) -> Metrics {
-        let mut m = self.metrics;
-        m.null_rate = (self.winning > 0).then(|| m.null_values as f64 / self.winning as f64);
-        let value_share = (self.winning > 0 && self.winning_with_value > 0)
-            .then(|| self.winning_with_value as f64 / self.winning as f64);
-        m.events = self
-            .events
-            .into_iter()
-            .map(|(name, (postbacks, min_count, max_count))| EventMetric {
-                name,
-                postbacks,
-                min_count,
-                max_count,
-            })
-            .collect();
-        m.revenue = self
-            .revenue
-            .into_iter()
-            .map(|(currency, (min, max, mid))| RevenueMetric {
-                currency,
-                min: round_cents(min),
-                max: max.map(round_cents),
-                mid: round_cents(mid),
-                modeled: value_share.map(|share| round_cents(mid / share)),
-            })
-            .collect();
-        if self.histograms {
-            m.fine_histogram = Some(self.fine);
-            m.coarse_histogram = Some(self.coarse);
+        let t = self.tally;
+        let winning = t.valid - t.nonwinning;
+        let with_value = winning - t.null_values;
+        let mut decoded = self.decoded;
+        decoded.no_value = t.valid - decoded.mapped - decoded.unmapped - decoded.no_schema;
+        let value_share =
+            (winning > 0 && with_value > 0).then(|| with_value as f64 / winning as f64);
+        Metrics {
+            postbacks: t.valid + t.invalid + t.unverifiable,
+            valid: t.valid,
+            invalid: t.invalid,
+            unverifiable: t.unverifiable,
+            installs: t.installs,
+            redownloads: t.redownloads,
+            nonwinning: t.nonwinning,
+            window_0: t.windows[0],
+            window_1: t.windows[1],
+            window_2: t.windows[2],
+            null_values: t.null_values,
+            null_rate: (winning > 0).then(|| t.null_values as f64 / winning as f64),
+            unsigned_mismatch: t.unsigned_mismatch,
+            tiers: TierMix {
+                tier_0: t.tiers[0],
+                tier_1: t.tiers[1],
+                tier_2: t.tiers[2],
+                tier_3: t.tiers[3],
+                unknown: t.tiers[4],
+            },
+            decoded,
+            events: self
+                .events
+                .into_iter()
+                .map(|(name, (postbacks, min_count, max_count))| EventMetric {
+                    name,
+                    postbacks,
+                    min_count,
+                    max_count,
+                })
+                .collect(),
+            revenue: self
+                .revenue
+                .into_iter()
+                .map(|(currency, (min, max, mid))| RevenueMetric {
+                    currency,
+                    min: round_cents(min),
+                    max: max.map(round_cents),
+                    mid: round_cents(mid),
+                    modeled: value_share.map(|share| round_cents(mid / share)),
+                })
+                .collect(),
+            fine_histogram: self.histograms.then_some(self.fine),
+            coarse_histogram: self.histograms.then_some(self.coarse),
         }
-        m
     }
 }
 

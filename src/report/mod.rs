@@ -21,8 +21,9 @@ pub use query::{Dimension, QueryError, ReportQuery};
 
 use crate::schema::{Decoded, SchemaHistory};
 use crate::schemas::{SchemaError, SchemaService, row_value};
+use crate::skan::{CoarseValue, ConversionValue};
 use crate::skan::{day_from_number, day_number};
-use crate::store::{AggregateRow, DateType, ReportSelection, Store, StoreError};
+use crate::store::{DateType, ReportData, ReportSelection, ReportSource, Store, StoreError};
 
 /// A report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -112,7 +113,11 @@ pub fn selection(query: &ReportQuery, history: &SchemaHistory) -> ReportSelectio
         by_source: has(Dimension::SourceIdentifier),
         by_interaction: has(Dimension::Fidelity),
         by_version: has(Dimension::Version),
-        force_detail: false,
+        by_value: has(Dimension::FineValue)
+            || has(Dimension::CoarseValue)
+            || has(Dimension::Event)
+            || has(Dimension::Tier),
+        source: ReportSource::Auto,
         schema_period_starts: history.period_starts().into_iter().map(day_number).collect(),
     }
 }
@@ -126,82 +131,173 @@ pub fn column_names(dimension: Dimension) -> Vec<&'static str> {
     }
 }
 
-/// Decode, group and measure database rows. Pure.
+/// The dimensions of one input row, whatever table it came from (absent: `''` / `-1`).
+struct Dims<'a> {
+    day: i64,
+    ad_network_id: &'a str,
+    source_identifier: &'a str,
+    campaign_id: i64,
+    window: i64,
+    interaction: &'a str,
+    protocol: &'a str,
+    version: &'a str,
+    fine_value: i64,
+    coarse_value: &'a str,
+    tier_hint: i64,
+}
+
+/// The group key of a row (with a placeholder where the event goes, and its position).
+fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
+    let mut key: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
+    let mut event_slot = None;
+    for dimension in &query.group_by {
+        let day = day_from_number(d.day);
+        match dimension {
+            Dimension::Day => key.push(Part::Date(day)),
+            Dimension::Week => {
+                key.push(Part::Date(
+                    day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
+                ));
+            }
+            Dimension::Month => key.push(Part::Date(day.with_day(1).unwrap_or(day))),
+            Dimension::AdNetworkId => key.push(Part::Text(d.ad_network_id.to_owned())),
+            Dimension::SourceIdentifier => {
+                let digits = usize::from(query.digits.unwrap_or(4));
+                let source = d.source_identifier;
+                key.push(Part::text_or_null(&source[source.len().saturating_sub(digits)..]));
+                key.push(Part::int_or_null(d.campaign_id));
+            }
+            Dimension::Window => key.push(Part::Int(d.window)),
+            Dimension::Fidelity => key.push(Part::text_or_null(d.interaction)),
+            Dimension::Version => key.push(if d.protocol == "adattributionkit" {
+                Part::Text("adattributionkit".to_owned())
+            } else {
+                Part::text_or_null(d.version)
+            }),
+            Dimension::Event => {
+                event_slot = Some(key.len());
+                key.push(Part::Null);
+            }
+            Dimension::FineValue => key.push(Part::int_or_null(d.fine_value)),
+            Dimension::CoarseValue => key.push(Part::text_or_null(d.coarse_value)),
+            Dimension::Tier => key.push(Part::int_or_null(d.tier_hint)),
+        }
+    }
+    (key, event_slot)
+}
+
+/// Decodes each (install day, window, value) once.
+struct Decoder<'a> {
+    history: &'a SchemaHistory,
+    cache: HashMap<(i64, i64, ConversionValue), Decoded>,
+}
+
+impl Decoder<'_> {
+    fn decode(&mut self, install_day: i64, window: i64, value: ConversionValue) -> &Decoded {
+        self.cache.entry((install_day, window, value)).or_insert_with(|| {
+            self.history.decode(
+                day_from_number(install_day),
+                u8::try_from(window).unwrap_or(0),
+                value,
+            )
+        })
+    }
+}
+
+/// Decode, group and measure what the database returned. Pure.
 #[must_use]
-pub fn assemble(query: &ReportQuery, history: &SchemaHistory, rows: &[AggregateRow]) -> Report {
-    let mut decode_cache: HashMap<(i64, i64, i64, String), Decoded> = HashMap::new();
+pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData) -> Report {
+    let histograms = query.histograms
+        || query
+            .group_by
+            .iter()
+            .any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
+    let mut decoder = Decoder { history, cache: HashMap::new() };
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
     let mut totals = MetricsBuilder::new(query.histograms);
-    for row in rows {
-        let k = &row.key;
-        // Only valid postbacks mean anything; quarantined ones are counted, never decoded.
-        let cache_key = if k.outcome == "valid" {
-            (k.install_day, k.window, k.fine_value, k.coarse_value.clone())
-        } else {
-            (i64::MIN, 0, -1, String::new())
-        };
-        let decoded = decode_cache.entry(cache_key).or_insert_with(|| {
-            if k.outcome == "valid" {
-                history.decode(day_from_number(k.install_day), u8::try_from(k.window).unwrap_or(0), row_value(row))
-            } else {
-                Decoded::not_decoded()
-            }
-        });
-        totals.add(row, decoded);
-        let mut base: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
-        let mut event_slot = None;
-        for dimension in &query.group_by {
-            let day = || {
-                day_from_number(match query.date_type {
-                    DateType::Arrival => k.arrival_day,
-                    DateType::Install => k.install_day,
-                })
-            };
-            match dimension {
-                Dimension::Day => base.push(Part::Date(day())),
-                Dimension::Week => {
-                    let d = day();
-                    base.push(Part::Date(d - Duration::days(i64::from(d.weekday().num_days_from_monday()))));
-                }
-                Dimension::Month => {
-                    let d = day();
-                    base.push(Part::Date(d.with_day(1).unwrap_or(d)));
-                }
-                Dimension::AdNetworkId => base.push(Part::Text(k.ad_network_id.clone())),
-                Dimension::SourceIdentifier => {
-                    let digits = usize::from(query.digits.unwrap_or(4));
-                    let source = &k.source_identifier;
-                    let rolled = &source[source.len().saturating_sub(digits)..];
-                    base.push(Part::text_or_null(rolled));
-                    base.push(Part::int_or_null(k.campaign_id));
-                }
-                Dimension::Window => base.push(Part::Int(k.window)),
-                Dimension::Fidelity => base.push(Part::text_or_null(&k.interaction)),
-                Dimension::Version => base.push(if k.protocol == "adattributionkit" {
-                    Part::Text("adattributionkit".to_owned())
+    let not_decoded = Decoded::not_decoded();
+    match data {
+        ReportData::Rows(rows) => {
+            for row in rows {
+                let k = &row.key;
+                let dims = Dims {
+                    day: match query.date_type {
+                        DateType::Arrival => k.arrival_day,
+                        DateType::Install => k.install_day,
+                    },
+                    ad_network_id: &k.ad_network_id,
+                    source_identifier: &k.source_identifier,
+                    campaign_id: k.campaign_id,
+                    window: k.window,
+                    interaction: &k.interaction,
+                    protocol: &k.protocol,
+                    version: &k.version,
+                    fine_value: k.fine_value,
+                    coarse_value: &k.coarse_value,
+                    tier_hint: k.tier_hint,
+                };
+                // Only valid postbacks mean anything; quarantined ones are counted, never decoded.
+                let decoded = if k.outcome == "valid" {
+                    decoder.decode(k.install_day, k.window, row_value(row))
                 } else {
-                    Part::text_or_null(&k.version)
-                }),
-                Dimension::Event => {
-                    event_slot = Some(base.len());
-                    base.push(Part::Null);
+                    &not_decoded
+                };
+                totals.add(row, decoded);
+                let (key, event_slot) = group_key(query, &dims);
+                match event_slot {
+                    Some(slot) if !decoded.events.is_empty() => {
+                        for event in &decoded.events {
+                            let mut key = key.clone();
+                            key[slot] = Part::Text(event.name.clone());
+                            groups
+                                .entry(key)
+                                .or_insert_with(|| MetricsBuilder::new(histograms))
+                                .add(row, decoded);
+                        }
+                    }
+                    _ => groups
+                        .entry(key)
+                        .or_insert_with(|| MetricsBuilder::new(histograms))
+                        .add(row, decoded),
                 }
-                Dimension::FineValue => base.push(Part::int_or_null(k.fine_value)),
-                Dimension::CoarseValue => base.push(Part::text_or_null(&k.coarse_value)),
-                Dimension::Tier => base.push(Part::int_or_null(k.tier_hint)),
             }
         }
-        let histograms = query.histograms
-            || query.group_by.iter().any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
-        match event_slot {
-            Some(slot) if !decoded.events.is_empty() => {
-                for event in &decoded.events {
-                    let mut key = base.clone();
-                    key[slot] = Part::Text(event.name.clone());
-                    groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms)).add(row, decoded);
+        ReportData::Totals(rows) => {
+            for row in rows {
+                let dims = Dims {
+                    day: row.day,
+                    ad_network_id: &row.ad_network_id,
+                    source_identifier: "",
+                    campaign_id: -1,
+                    window: row.window,
+                    interaction: "",
+                    protocol: "",
+                    version: "",
+                    fine_value: -1,
+                    coarse_value: "",
+                    tier_hint: -1,
+                };
+                let (key, _) = group_key(query, &dims);
+                let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
+                group.add_tally(&row.tally);
+                totals.add_tally(&row.tally);
+                let values = row
+                    .fine
+                    .iter()
+                    .enumerate()
+                    .map(|(v, n)| (ConversionValue::Fine(u8::try_from(v).unwrap_or(0)), *n))
+                    .chain(
+                        CoarseValue::ALL
+                            .iter()
+                            .zip(row.coarse)
+                            .map(|(c, n)| (ConversionValue::Coarse(*c), n)),
+                    );
+                for (value, n) in values.filter(|(_, n)| *n != 0) {
+                    let decoded = decoder.decode(row.install_day, row.window, value);
+                    group.add_value(value, n, decoded);
+                    totals.add_value(value, n, decoded);
                 }
             }
-            _ => groups.entry(base).or_insert_with(|| MetricsBuilder::new(histograms)).add(row, decoded),
         }
     }
     let names: Vec<(&'static str, bool)> = query
@@ -212,7 +308,11 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, rows: &[AggregateR
     let rows = groups
         .into_iter()
         .map(|(key, builder)| ReportRow {
-            group: names.iter().zip(&key).map(|((name, month), part)| ((*name).to_owned(), part.json(*month))).collect(),
+            group: names
+                .iter()
+                .zip(&key)
+                .map(|((name, month), part)| ((*name).to_owned(), part.json(*month)))
+                .collect(),
             metrics: builder.finish(),
         })
         .collect();
@@ -231,7 +331,11 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, rows: &[AggregateR
 ///
 /// # Errors
 /// [`ReportError::UnknownApp`] for an app nothing is known about; store and schema errors.
-pub async fn run(store: &dyn Store, schemas: &SchemaService, query: &ReportQuery) -> Result<Report, ReportError> {
+pub async fn run(
+    store: &dyn Store,
+    schemas: &SchemaService,
+    query: &ReportQuery,
+) -> Result<Report, ReportError> {
     if !store.app_exists(query.app_id).await? {
         return Err(ReportError::UnknownApp(query.app_id));
     }
@@ -271,5 +375,8 @@ pub async fn simulate(
         effective_from: chrono::DateTime::<chrono::Utc>::MIN_UTC,
         schema: std::sync::Arc::new(draft),
     }]);
-    Ok(Simulation { current: assemble(query, &history, &rows), draft: assemble(query, &draft_history, &rows) })
+    Ok(Simulation {
+        current: assemble(query, &history, &rows),
+        draft: assemble(query, &draft_history, &rows),
+    })
 }

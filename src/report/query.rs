@@ -14,7 +14,9 @@ use crate::store::DateType;
 pub const MAX_RANGE_DAYS: i64 = 400;
 
 /// What rows can be grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// The arrival or estimated install day (per `date_type`).
@@ -143,9 +145,22 @@ fn error(parameter: &str, message: impl Into<String>) -> QueryError {
 
 /// Every parameter a report accepts (`format` is read by the caller, not here).
 const KNOWN: [&str; 16] = [
-    "app_id", "from", "to", "date_type", "group_by", "digits", "format", "include",
-    "ad_network_id", "source_identifier", "window", "fidelity", "version", "did_win",
-    "redownload", "development",
+    "app_id",
+    "from",
+    "to",
+    "date_type",
+    "group_by",
+    "digits",
+    "format",
+    "include",
+    "ad_network_id",
+    "source_identifier",
+    "window",
+    "fidelity",
+    "version",
+    "did_win",
+    "redownload",
+    "development",
 ];
 
 fn values<'a>(pairs: &'a [(String, String)], name: &str) -> impl Iterator<Item = &'a str> {
@@ -192,7 +207,8 @@ impl ReportQuery {
         if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(error(unknown, format!("unknown parameter; known: {}", KNOWN.join(", "))));
         }
-        let app = single(pairs, "app_id")?.ok_or_else(|| error("app_id", "required (the App Store ID)"))?;
+        let app = single(pairs, "app_id")?
+            .ok_or_else(|| error("app_id", "required (the App Store ID)"))?;
         let app_id = app
             .parse::<i64>()
             .ok()
@@ -203,31 +219,50 @@ impl ReportQuery {
             return Err(error("from", format!("{from} is after `to` ({to})")));
         }
         if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
-            return Err(error("to", format!("a report covers at most {MAX_RANGE_DAYS} days, this range has {}", (to - from).num_days() + 1)));
+            return Err(error(
+                "to",
+                format!(
+                    "a report covers at most {MAX_RANGE_DAYS} days, this range has {}",
+                    (to - from).num_days() + 1
+                ),
+            ));
         }
         let date_type = match single(pairs, "date_type")? {
             None | Some("install") => DateType::Install,
             Some("arrival") => DateType::Arrival,
-            Some(other) => return Err(error("date_type", format!("expected arrival or install, got {other:?}"))),
+            Some(other) => {
+                return Err(error(
+                    "date_type",
+                    format!("expected arrival or install, got {other:?}"),
+                ));
+            }
         };
         let mut group_by = Vec::new();
         for name in values(pairs, "group_by") {
             let dimension = Dimension::parse(name).ok_or_else(|| {
                 let known: Vec<&str> = Dimension::ALL.iter().map(|d| d.name()).collect();
-                error("group_by", format!("unknown dimension {name:?}; known: {}", known.join(", ")))
+                error(
+                    "group_by",
+                    format!("unknown dimension {name:?}; known: {}", known.join(", ")),
+                )
             })?;
             if !group_by.contains(&dimension) {
                 group_by.push(dimension);
             }
         }
-        let dates = group_by.iter().filter(|d| matches!(d, Dimension::Day | Dimension::Week | Dimension::Month)).count();
+        let dates = group_by
+            .iter()
+            .filter(|d| matches!(d, Dimension::Day | Dimension::Week | Dimension::Month))
+            .count();
         if dates > 1 {
             return Err(error("group_by", "group by at most one of day, week and month"));
         }
         let digits = match single(pairs, "digits")? {
             None => None,
             Some(d @ ("2" | "3" | "4")) => Some(d.parse::<u8>().unwrap_or(4)),
-            Some(other) => return Err(error("digits", format!("expected 2, 3 or 4, got {other:?}"))),
+            Some(other) => {
+                return Err(error("digits", format!("expected 2, 3 or 4, got {other:?}")));
+            }
         };
         if digits.is_some() && !group_by.contains(&Dimension::SourceIdentifier) {
             return Err(error("digits", "only applies when grouping by source_identifier"));
@@ -235,7 +270,9 @@ impl ReportQuery {
         let histograms = match single(pairs, "include")? {
             None => false,
             Some("histograms") => true,
-            Some(other) => return Err(error("include", format!("expected histograms, got {other:?}"))),
+            Some(other) => {
+                return Err(error("include", format!("expected histograms, got {other:?}")));
+            }
         };
         let windows = values(pairs, "window")
             .map(|w| match w {
@@ -247,7 +284,9 @@ impl ReportQuery {
             .map(|f| match f {
                 "1" | "click" => Ok("click".to_owned()),
                 "0" | "view" => Ok("view".to_owned()),
-                other => Err(error("fidelity", format!("expected 0, 1, view or click, got {other:?}"))),
+                other => {
+                    Err(error("fidelity", format!("expected 0, 1, view or click, got {other:?}")))
+                }
             })
             .collect::<Result<_, _>>()?;
         let source_identifier = values(pairs, "source_identifier")
@@ -287,15 +326,19 @@ mod tests {
     use super::*;
 
     fn parse(query: &str) -> Result<ReportQuery, QueryError> {
-        let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         ReportQuery::parse(&pairs)
     }
 
     #[test]
     fn a_full_query_parses_with_lists_in_either_form() {
         let q = parse("app_id=7&from=2026-10-01&to=2026-10-31&date_type=arrival&group_by=day,ad_network_id&group_by=source_identifier&digits=2&ad_network_id=a&ad_network_id=b,c&window=0,1&fidelity=click&did_win=true&include=histograms").unwrap();
-        assert_eq!(q.group_by, [Dimension::Day, Dimension::AdNetworkId, Dimension::SourceIdentifier]);
+        assert_eq!(
+            q.group_by,
+            [Dimension::Day, Dimension::AdNetworkId, Dimension::SourceIdentifier]
+        );
         assert_eq!(q.filters.ad_network_id, ["a", "b", "c"]);
         assert_eq!(q.filters.window, [0, 1]);
         assert_eq!(q.filters.interaction, ["click"]);

@@ -217,7 +217,8 @@ impl SchemaHistory {
     /// version can change.
     #[must_use]
     pub fn period_starts(&self) -> Vec<NaiveDate> {
-        let mut days: Vec<NaiveDate> = self.versions.iter().map(|v| v.effective_from.date_naive()).collect();
+        let mut days: Vec<NaiveDate> =
+            self.versions.iter().map(|v| v.effective_from.date_naive()).collect();
         days.sort_unstable();
         days.dedup();
         days

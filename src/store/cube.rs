@@ -16,12 +16,22 @@ const FINE_0: usize = 3;
 const COARSE_LOW: usize = 67;
 
 const KEY_COLUMNS: [&str; 11] = [
-    "app_id", "date_kind", "day", "install_day", "ad_network_id", "conversion_window", "did_win",
-    "conversion_type", "development", "tier_hint", "outcome",
+    "app_id",
+    "date_kind",
+    "day",
+    "install_day",
+    "ad_network_id",
+    "conversion_window",
+    "did_win",
+    "conversion_type",
+    "development",
+    "tier_hint",
+    "outcome",
 ];
 
 fn count_columns() -> Vec<String> {
-    let mut columns = vec!["postbacks".to_owned(), "unsigned_mismatch".to_owned(), "no_value".to_owned()];
+    let mut columns =
+        vec!["postbacks".to_owned(), "unsigned_mismatch".to_owned(), "no_value".to_owned()];
     columns.extend((0..64).map(|v| format!("fine_{v}")));
     columns.extend(["coarse_low", "coarse_medium", "coarse_high"].map(str::to_owned));
     columns
@@ -30,7 +40,8 @@ fn count_columns() -> Vec<String> {
 /// `INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count` for every count.
 pub(crate) static UPSERT: LazyLock<String> = LazyLock::new(|| {
     let counts = count_columns();
-    let all: Vec<String> = KEY_COLUMNS.iter().map(|c| (*c).to_owned()).chain(counts.iter().cloned()).collect();
+    let all: Vec<String> =
+        KEY_COLUMNS.iter().map(|c| (*c).to_owned()).chain(counts.iter().cloned()).collect();
     let placeholders: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
     let updates: Vec<String> =
         counts.iter().map(|c| format!("{c} = report_cube.{c} + excluded.{c}")).collect();
@@ -45,7 +56,11 @@ pub(crate) static UPSERT: LazyLock<String> = LazyLock::new(|| {
 
 /// `CAST(SUM(c) AS BIGINT)` for every count, for grouped reads.
 pub(crate) static SUMS: LazyLock<String> = LazyLock::new(|| {
-    count_columns().iter().map(|c| format!("CAST(SUM({c}) AS BIGINT)")).collect::<Vec<_>>().join(", ")
+    count_columns()
+        .iter()
+        .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 });
 
 /// A cube row's dimensions.
@@ -108,7 +123,11 @@ pub(crate) fn expand(template: &AggregateKey, counts: &Counts) -> Vec<super::Agg
         let mut key = template.clone();
         key.fine_value = fine_value;
         key.coarse_value = coarse_value.to_owned();
-        rows.push(super::AggregateRow { key, postbacks, unsigned_mismatch: std::mem::take(&mut mismatch) });
+        rows.push(super::AggregateRow {
+            key,
+            postbacks,
+            unsigned_mismatch: std::mem::take(&mut mismatch),
+        });
     };
     push(-1, "", counts[NO_VALUE]);
     for v in 0..64 {

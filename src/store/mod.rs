@@ -11,6 +11,7 @@ mod dedup;
 mod postgres;
 mod sql;
 mod sqlite;
+mod totals;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use dedup::{CopyComparison, compare_copies};
+pub use totals::TotalsRow;
 
 use crate::error_body::ErrorBody;
 use crate::skan::{CoarseValue, InteractionType, OutcomeClass, Protocol};
@@ -566,12 +568,37 @@ pub struct ReportSelection {
     pub by_interaction: bool,
     /// Keep protocol and version.
     pub by_version: bool,
-    /// Read the detailed aggregates even when the cube could answer (to compare the two).
-    pub force_detail: bool,
+    /// Group by a value, an event or the tier (needs each value's own counts).
+    pub by_value: bool,
+    /// Which table to read.
+    pub source: ReportSource,
     /// Install days where the decoding schema changes, ascending. Unless install days are kept,
     /// `install_day` comes back as a representative day of its schema period, which is all
     /// decoding needs, so periods and not days multiply the rows.
     pub schema_period_starts: Vec<i64>,
+}
+
+/// The table a report reads. `Auto` picks the smallest one that has every dimension the report
+/// needs; the others exist to show the three agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportSource {
+    /// The smallest table that can answer.
+    #[default]
+    Auto,
+    /// The detailed aggregates.
+    Aggregates,
+    /// The value cube (when it can answer).
+    ValueCube,
+}
+
+/// What a report reads: aggregate rows (detailed or expanded from the value cube), or totals
+/// rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportData {
+    /// One row per value.
+    Rows(Vec<AggregateRow>),
+    /// One row per (day, schema period, network, window) with all its counts.
+    Totals(Vec<TotalsRow>),
 }
 
 /// A schema version to store.
@@ -755,7 +782,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Reads the report cube when the selection needs none of the dimensions it lacks (source
     /// identifier, version, interaction), the detailed aggregates otherwise; both give the same
     /// answer.
-    async fn report_rows(&self, selection: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError>;
+    async fn report_rows(&self, selection: &ReportSelection) -> Result<ReportData, StoreError>;
 
     /// Add counts to aggregates directly, without postbacks (bulk loading of benchmark data and
     /// of aggregates kept elsewhere). One transaction.

@@ -9,16 +9,16 @@ use std::future::Future;
 use sqlx::migrate::Migrator;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder,
-    Transaction, Type,
+    Row as _, Transaction, Type,
 };
 
 use super::{
     AggregateKey, AggregateQuery, AggregateRow, ApiKey, Backend, DateType, IngestItem, NewApiKey,
     NewPostback, NewSchemaVersion, PostbackQuery, ReceiptInput, ReceiptResult, RecordOutcome,
-    ReportSelection, Role,
-    StoreError, StoredPostback, StoredReceipt, StoredSchemaVersion, UnsignedValues,
-    cube,
+    ReportData, ReportSelection, ReportSource, Role, StoreError, StoredPostback, StoredReceipt,
+    StoredSchemaVersion, TotalsRow, UnsignedValues, cube,
     dedup::{CopyComparison, compare_copies},
+    totals,
 };
 use crate::error_body::ErrorBody;
 use crate::skan::{CoarseValue, InteractionType, OutcomeClass};
@@ -158,12 +158,19 @@ impl CopyRow {
 struct Deltas {
     aggregates: BTreeMap<AggregateKey, (i64, i64)>,
     cube: BTreeMap<cube::CubeKey, cube::Counts>,
+    totals: BTreeMap<totals::TotalsKey, totals::Counts>,
 }
 
 impl Deltas {
     fn add(&mut self, key: AggregateKey, postbacks: i64, mismatch: i64) {
         for (cube_key, counts) in cube::cells(&key, postbacks, mismatch) {
             let entry = self.cube.entry(cube_key).or_insert([0; cube::COUNTS]);
+            for (total, delta) in entry.iter_mut().zip(counts) {
+                *total += delta;
+            }
+        }
+        for (totals_key, counts) in totals::cells(&key, postbacks, mismatch) {
+            let entry = self.totals.entry(totals_key).or_insert([0; totals::COUNTS]);
             for (total, delta) in entry.iter_mut().zip(counts) {
                 *total += delta;
             }
@@ -429,10 +436,7 @@ where
         Ok(query.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
     }
 
-    pub(crate) async fn report_rows(
-        &self,
-        s: &ReportSelection,
-    ) -> Result<Vec<AggregateRow>, StoreError> {
+    pub(crate) async fn report_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
         let day = match s.date_type {
             DateType::Arrival => "arrival_day",
             DateType::Install => "install_day",
@@ -440,25 +444,31 @@ where
         let keep = |kept: bool, column: &str, absent: &str| {
             if kept { column.to_owned() } else { format!("{absent} AS {column}") }
         };
-        let install_days_kept = s.by_day && s.date_type == DateType::Install;
-        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
-        q.push(keep(s.by_day && s.date_type == DateType::Arrival, "arrival_day", "CAST(0 AS BIGINT)"));
-        q.push(", ");
-        if install_days_kept {
-            q.push("install_day");
-        } else if s.schema_period_starts.is_empty() {
-            q.push("CAST(0 AS BIGINT) AS install_day");
-        } else {
-            // Each install day becomes a day of its schema period (the day before the first
-            // period for earlier days): the same decoding, far fewer groups.
-            q.push("CASE");
-            for start in &s.schema_period_starts {
-                q.push(" WHEN install_day < ").push_bind(*start).push(" THEN ");
-                q.push_bind(*start - 1);
+        let f = &s.filters;
+        let cube_can = !s.by_source
+            && !s.by_version
+            && !s.by_interaction
+            && f.source_identifier.is_empty()
+            && f.version.is_empty()
+            && f.interaction.is_empty();
+        let totals_can = cube_can && !s.by_value && f.did_win.is_empty() && f.redownload.is_empty();
+        match s.source {
+            ReportSource::Auto if totals_can => {
+                return self.totals_rows(s).await.map(ReportData::Totals);
             }
-            let last = s.schema_period_starts.last().copied().unwrap_or(0);
-            q.push(" ELSE ").push_bind(last).push(" END AS install_day");
+            ReportSource::Auto | ReportSource::ValueCube if cube_can => {
+                return self.cube_rows(s).await.map(ReportData::Rows);
+            }
+            _ => {}
         }
+        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
+        q.push(keep(
+            s.by_day && s.date_type == DateType::Arrival,
+            "arrival_day",
+            "CAST(0 AS BIGINT)",
+        ));
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
         q.push(", ");
         q.push(keep(s.by_ad_network, "ad_network_id", "''"));
         q.push(", ");
@@ -480,18 +490,10 @@ where
         q.push_bind(s.app_id);
         q.push(format!(" AND {day} >= ")).push_bind(s.from_day);
         q.push(format!(" AND {day} <= ")).push_bind(s.to_day);
-        let f = &s.filters;
         Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
         Self::push_in(&mut q, "source_identifier", &f.source_identifier);
         Self::push_in(&mut q, "interaction", &f.interaction);
-        if !f.window.is_empty() {
-            q.push(" AND conversion_window IN (");
-            let mut list = q.separated(", ");
-            for w in &f.window {
-                list.push_bind(*w);
-            }
-            q.push(")");
-        }
+        Self::push_windows(&mut q, &f.window);
         if !f.version.is_empty() {
             let aak = f.version.iter().any(|v| v == "adattributionkit");
             let versions: Vec<&str> =
@@ -514,21 +516,13 @@ where
         }
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_bool(&mut q, "development", &f.development);
-        match (f.redownload.contains(&true), f.redownload.contains(&false)) {
-            (true, false) => {
-                q.push(" AND conversion_type = 'redownload'");
-            }
-            (false, true) => {
-                q.push(" AND conversion_type <> 'redownload'");
-            }
-            _ => {}
-        }
+        Self::push_redownload(&mut q, &f.redownload);
         q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17");
-        Ok(q.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
+        Ok(ReportData::Rows(q.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?))
     }
 
     /// `AND column IN ($1, $2, ...)` when there are values.
-    fn push_in<'a>(q: &mut QueryBuilder<DB>, column: &str, values: &'a [String]) {
+    fn push_in(q: &mut QueryBuilder<DB>, column: &str, values: &[String]) {
         if values.is_empty() {
             return;
         }
@@ -564,7 +558,10 @@ where
         Ok(())
     }
 
-    async fn apply_deltas(tx: &mut Transaction<'static, DB>, deltas: Deltas) -> Result<(), StoreError> {
+    async fn apply_deltas(
+        tx: &mut Transaction<'static, DB>,
+        deltas: Deltas,
+    ) -> Result<(), StoreError> {
         for (key, (postbacks, mismatch)) in deltas.aggregates {
             if postbacks != 0 || mismatch != 0 {
                 Self::bind_aggregate(sqlx::query(UPSERT_AGGREGATE), &key)
@@ -595,7 +592,163 @@ where
             }
             query.execute(&mut **tx).await?;
         }
+        for (key, counts) in deltas.totals {
+            if counts.iter().all(|c| *c == 0) {
+                continue;
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(totals::UPSERT.as_str()))
+                .bind(key.app_id)
+                .bind(key.date_kind)
+                .bind(key.day)
+                .bind(key.install_day)
+                .bind(key.ad_network_id.as_str())
+                .bind(key.window)
+                .bind(key.development);
+            for count in counts {
+                query = query.bind(count);
+            }
+            query.execute(&mut **tx).await?;
+        }
         Ok(())
+    }
+
+    /// The install day a grouped row comes back with: the day itself when install days are
+    /// grouped by, otherwise a day of its schema period (the day before the first period for
+    /// earlier days), which decodes the same and keeps the groups few.
+    fn push_install_day(q: &mut QueryBuilder<DB>, s: &ReportSelection, column: &str) {
+        if s.by_day && s.date_type == DateType::Install {
+            q.push(format!("{column} AS install_day"));
+        } else if s.schema_period_starts.is_empty() {
+            q.push("CAST(0 AS BIGINT) AS install_day");
+        } else {
+            q.push("CASE");
+            for start in &s.schema_period_starts {
+                q.push(format!(" WHEN {column} < ")).push_bind(*start).push(" THEN ");
+                q.push_bind(*start - 1);
+            }
+            let last = s.schema_period_starts.last().copied().unwrap_or(0);
+            q.push(" ELSE ").push_bind(last).push(" END AS install_day");
+        }
+    }
+
+    /// Report rows from the cube: one row per group with every value's count, expanded back into
+    /// one aggregate row per value.
+    async fn cube_rows(&self, s: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError> {
+        let kind = match s.date_type {
+            DateType::Arrival => "arrival",
+            DateType::Install => "install",
+        };
+        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
+        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
+        q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
+        q.push(", conversion_window, did_win, conversion_type, tier_hint, outcome, ");
+        q.push(cube::SUMS.as_str());
+        q.push(" FROM report_cube WHERE app_id = ").push_bind(s.app_id);
+        q.push(" AND date_kind = ").push_bind(kind);
+        q.push(" AND day >= ").push_bind(s.from_day);
+        q.push(" AND day <= ").push_bind(s.to_day);
+        let f = &s.filters;
+        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
+        Self::push_windows(&mut q, &f.window);
+        Self::push_bool(&mut q, "did_win", &f.did_win);
+        Self::push_bool(&mut q, "development", &f.development);
+        Self::push_redownload(&mut q, &f.redownload);
+        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let day: i64 = row.try_get(1)?;
+            let template = AggregateKey {
+                app_id: row.try_get(0)?,
+                arrival_day: if s.date_type == DateType::Arrival { day } else { 0 },
+                install_day: row.try_get(2)?,
+                ad_network_id: row.try_get(3)?,
+                source_identifier: String::new(),
+                campaign_id: -1,
+                protocol: String::new(),
+                version: String::new(),
+                window: row.try_get(4)?,
+                interaction: String::new(),
+                conversion_type: row.try_get(6)?,
+                did_win: row.try_get(5)?,
+                development: false,
+                fine_value: -1,
+                coarse_value: String::new(),
+                tier_hint: row.try_get(7)?,
+                outcome: row.try_get(8)?,
+            };
+            let mut counts = [0i64; cube::COUNTS];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = row.try_get(9 + i)?;
+            }
+            out.extend(cube::expand(&template, &counts));
+        }
+        Ok(out)
+    }
+
+    /// Report rows from the totals table.
+    async fn totals_rows(&self, s: &ReportSelection) -> Result<Vec<TotalsRow>, StoreError> {
+        let kind = match s.date_type {
+            DateType::Arrival => "arrival",
+            DateType::Install => "install",
+        };
+        let mut q = QueryBuilder::<DB>::new("SELECT ");
+        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
+        q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
+        q.push(", conversion_window, ");
+        q.push(totals::SUMS.as_str());
+        q.push(" FROM report_totals WHERE app_id = ").push_bind(s.app_id);
+        q.push(" AND date_kind = ").push_bind(kind);
+        q.push(" AND day >= ").push_bind(s.from_day);
+        q.push(" AND day <= ").push_bind(s.to_day);
+        let f = &s.filters;
+        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
+        Self::push_windows(&mut q, &f.window);
+        Self::push_bool(&mut q, "development", &f.development);
+        q.push(" GROUP BY 1, 2, 3, 4");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut counts = [0i64; totals::COUNTS];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = row.try_get(4 + i)?;
+            }
+            out.push(TotalsRow::from_counts(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                &counts,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn push_windows(q: &mut QueryBuilder<DB>, windows: &[i64]) {
+        if !windows.is_empty() {
+            q.push(" AND conversion_window IN (");
+            let mut list = q.separated(", ");
+            for w in windows {
+                list.push_bind(*w);
+            }
+            q.push(")");
+        }
+    }
+
+    fn push_redownload(q: &mut QueryBuilder<DB>, values: &[bool]) {
+        match (values.contains(&true), values.contains(&false)) {
+            (true, false) => {
+                q.push(" AND conversion_type = 'redownload'");
+            }
+            (false, true) => {
+                q.push(" AND conversion_type <> 'redownload'");
+            }
+            _ => {}
+        }
     }
 
     pub(crate) async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError> {
@@ -911,7 +1064,7 @@ macro_rules! impl_store {
             async fn report_rows(
                 &self,
                 selection: &$crate::store::ReportSelection,
-            ) -> Result<Vec<$crate::store::AggregateRow>, $crate::store::StoreError> {
+            ) -> Result<$crate::store::ReportData, $crate::store::StoreError> {
                 Self::report_rows(self, selection).await
             }
             async fn add_aggregates(

@@ -37,6 +37,8 @@ pub(super) async fn connect(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(std::time::Duration::from_secs(10))
+        // 64 MiB of page cache per connection: report scans stay in memory.
+        .pragma("cache_size", "-65536")
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(2))

@@ -45,7 +45,12 @@ async fn report(f: &Fixture, extra: &str) -> Value {
 }
 
 fn rows_by(report: &Value, key: &str) -> Vec<(Value, Value)> {
-    report["rows"].as_array().unwrap().iter().map(|r| (r["group"][key].clone(), r.clone())).collect()
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["group"][key].clone(), r.clone()))
+        .collect()
 }
 
 #[tokio::test]
@@ -55,21 +60,47 @@ async fn totals_match_the_hand_computed_fixture() {
         let t = &report(&f, "").await["totals"];
         // 11 production postbacks (the development one is left out): 10 valid, 1 forged; window 0
         // holds 8 valid (6 installs, 1 redownload, 1 nonwinning); 9 winning, 1 without a value.
-        assert_eq!((t["postbacks"].clone(), t["valid"].clone(), t["invalid"].clone(), t["unverifiable"].clone()), (json!(11), json!(10), json!(1), json!(0)));
-        assert_eq!((t["installs"].clone(), t["redownloads"].clone(), t["nonwinning"].clone()), (json!(6), json!(1), json!(1)));
-        assert_eq!((t["window_0"].clone(), t["window_1"].clone(), t["window_2"].clone()), (json!(8), json!(1), json!(1)));
+        assert_eq!(
+            (
+                t["postbacks"].clone(),
+                t["valid"].clone(),
+                t["invalid"].clone(),
+                t["unverifiable"].clone()
+            ),
+            (json!(11), json!(10), json!(1), json!(0))
+        );
+        assert_eq!(
+            (t["installs"].clone(), t["redownloads"].clone(), t["nonwinning"].clone()),
+            (json!(6), json!(1), json!(1))
+        );
+        assert_eq!(
+            (t["window_0"].clone(), t["window_1"].clone(), t["window_2"].clone()),
+            (json!(8), json!(1), json!(1))
+        );
         assert_eq!(t["null_values"], 1);
         assert_eq!(t["null_rate"], 1.0 / 9.0);
         assert_eq!(t["unsigned_mismatch"], 0);
         // Revenue: fine 1 ×4 [0,1), fine 5 [5,10), medium [1,5), high [10,∞):
         // min 0+5+1+10 = 16, mid 2+7.5+3+10 = 22.5, modeled 22.5 / (8/9) = 25.31.
-        assert_eq!(t["revenue"], json!([{"currency": "USD", "min": 16.0, "max": null, "mid": 22.5, "modeled": 25.31}]));
-        assert_eq!(t["events"], json!([
-            {"name": "purchase", "postbacks": 2, "min_count": 3, "max_count": null},
-            {"name": "tutorial", "postbacks": 4, "min_count": 4, "max_count": null}
-        ]));
-        assert_eq!(t["tiers"], json!({"tier_0": 0, "tier_1": 0, "tier_2": 8, "tier_3": 0, "unknown": 2}));
-        assert_eq!(t["decoded"], json!({"mapped": 8, "unmapped": 0, "no_value": 2, "no_schema": 0}));
+        assert_eq!(
+            t["revenue"],
+            json!([{"currency": "USD", "min": 16.0, "max": null, "mid": 22.5, "modeled": 25.31}])
+        );
+        assert_eq!(
+            t["events"],
+            json!([
+                {"name": "purchase", "postbacks": 2, "min_count": 3, "max_count": null},
+                {"name": "tutorial", "postbacks": 4, "min_count": 4, "max_count": null}
+            ])
+        );
+        assert_eq!(
+            t["tiers"],
+            json!({"tier_0": 0, "tier_1": 0, "tier_2": 8, "tier_3": 0, "unknown": 2})
+        );
+        assert_eq!(
+            t["decoded"],
+            json!({"mapped": 8, "unmapped": 0, "no_value": 2, "no_schema": 0})
+        );
 
         // With development postbacks: one more valid install worth [5,10).
         let t = &report(&f, "&development=true,false").await["totals"];
@@ -87,17 +118,44 @@ async fn grouping_splits_the_totals_exactly() {
         let f = fixture(&db).await;
         let by_network = rows_by(&report(&f, "&group_by=ad_network_id").await, "ad_network_id");
         assert_eq!(by_network.len(), 2);
-        assert_eq!((by_network[0].0.clone(), by_network[0].1["postbacks"].clone(), by_network[0].1["valid"].clone()), (json!("fixture.skadnetwork"), json!(10), json!(9)));
-        assert_eq!((by_network[1].0.clone(), by_network[1].1["postbacks"].clone()), (json!("other.skadnetwork"), json!(1)));
+        assert_eq!(
+            (
+                by_network[0].0.clone(),
+                by_network[0].1["postbacks"].clone(),
+                by_network[0].1["valid"].clone()
+            ),
+            (json!("fixture.skadnetwork"), json!(10), json!(9))
+        );
+        assert_eq!(
+            (by_network[1].0.clone(), by_network[1].1["postbacks"].clone()),
+            (json!("other.skadnetwork"), json!(1))
+        );
 
         let by_window = rows_by(&report(&f, "&group_by=window").await, "window");
-        let counts: Vec<(Value, Value, Value)> = by_window.iter().map(|(w, r)| (w.clone(), r["postbacks"].clone(), r["valid"].clone())).collect();
-        assert_eq!(counts, [(json!(0), json!(9), json!(8)), (json!(1), json!(1), json!(1)), (json!(2), json!(1), json!(1))]);
-        assert_eq!(by_window[1].1["revenue"][0]["mid"], 3.0, "window 1: one medium postback, [1,5)");
+        let counts: Vec<(Value, Value, Value)> = by_window
+            .iter()
+            .map(|(w, r)| (w.clone(), r["postbacks"].clone(), r["valid"].clone()))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (json!(0), json!(9), json!(8)),
+                (json!(1), json!(1), json!(1)),
+                (json!(2), json!(1), json!(1))
+            ]
+        );
+        assert_eq!(
+            by_window[1].1["revenue"][0]["mid"], 3.0,
+            "window 1: one medium postback, [1,5)"
+        );
 
         let by_event = rows_by(&report(&f, "&group_by=event").await, "event");
-        let counts: Vec<(Value, Value)> = by_event.iter().map(|(e, r)| (e.clone(), r["postbacks"].clone())).collect();
-        assert_eq!(counts, [(Value::Null, json!(5)), (json!("purchase"), json!(2)), (json!("tutorial"), json!(4))]);
+        let counts: Vec<(Value, Value)> =
+            by_event.iter().map(|(e, r)| (e.clone(), r["postbacks"].clone())).collect();
+        assert_eq!(
+            counts,
+            [(Value::Null, json!(5)), (json!("purchase"), json!(2)), (json!("tutorial"), json!(4))]
+        );
 
         let by_day = rows_by(&report(&f, "&group_by=day").await, "day");
         assert_eq!(by_day.len(), 11, "eleven distinct arrival days");
@@ -109,20 +167,38 @@ async fn grouping_splits_the_totals_exactly() {
         let by_month = rows_by(&report(&f, "&group_by=month").await, "month");
         assert_eq!((by_month.len(), by_month[0].0.clone()), (1, json!("2026-11")));
 
-        let by_source = rows_by(&report(&f, "&group_by=source_identifier").await, "source_identifier");
+        let by_source =
+            rows_by(&report(&f, "&group_by=source_identifier").await, "source_identifier");
         let sources: Vec<Value> = by_source.iter().map(|(s, _)| s.clone()).collect();
         assert_eq!(sources, [json!("1234"), json!("34")]);
-        let rolled = rows_by(&report(&f, "&group_by=source_identifier&digits=2").await, "source_identifier");
-        assert_eq!((rolled.len(), rolled[0].0.clone(), rolled[0].1["postbacks"].clone()), (1, json!("34"), json!(11)));
+        let rolled =
+            rows_by(&report(&f, "&group_by=source_identifier&digits=2").await, "source_identifier");
+        assert_eq!(
+            (rolled.len(), rolled[0].0.clone(), rolled[0].1["postbacks"].clone()),
+            (1, json!("34"), json!(11))
+        );
 
-        let by_fine = rows_by(&report(&f, "&group_by=fine_value&window=0&did_win=true").await, "fine_value");
-        let counts: Vec<(Value, Value)> = by_fine.iter().map(|(v, r)| (v.clone(), r["valid"].clone())).collect();
-        assert_eq!(counts, [(Value::Null, json!(1)), (json!(0), json!(1)), (json!(1), json!(4)), (json!(5), json!(1))]);
+        let by_fine =
+            rows_by(&report(&f, "&group_by=fine_value&window=0&did_win=true").await, "fine_value");
+        let counts: Vec<(Value, Value)> =
+            by_fine.iter().map(|(v, r)| (v.clone(), r["valid"].clone())).collect();
+        assert_eq!(
+            counts,
+            [
+                (Value::Null, json!(1)),
+                (json!(0), json!(1)),
+                (json!(1), json!(4)),
+                (json!(5), json!(1))
+            ]
+        );
         assert_eq!(by_fine[2].1["fine_histogram"][1], 4, "grouping by value includes histograms");
 
         let by_tier = rows_by(&report(&f, "&group_by=tier,version,fidelity").await, "tier");
         assert_eq!(by_tier.len(), 2);
-        assert_eq!(by_tier[0].1["group"], json!({"tier": null, "version": "4.0", "fidelity": "click"}));
+        assert_eq!(
+            by_tier[0].1["group"],
+            json!({"tier": null, "version": "4.0", "fidelity": "click"})
+        );
 
         // Filters.
         let t = &report(&f, "&ad_network_id=other.skadnetwork").await["totals"];
@@ -149,7 +225,9 @@ async fn csv_and_json_agree_cell_for_cell() {
         let response = f
             .app
             .client
-            .get(f.app.url(&format!("/v1/reports?{RANGE}&group_by=window,coarse_value&include=histograms&format=csv")))
+            .get(f.app.url(&format!(
+                "/v1/reports?{RANGE}&group_by=window,coarse_value&include=histograms&format=csv"
+            )))
             .bearer_auth(&f.viewer)
             .send()
             .await
@@ -164,7 +242,9 @@ async fn csv_and_json_agree_cell_for_cell() {
         let rows = json["rows"].as_array().unwrap();
         assert_eq!(records.len(), rows.len());
         for (record, row) in records.iter().zip(rows) {
-            let cell = |name: &str| record.get(header.iter().position(|h| h == name).unwrap()).unwrap().to_owned();
+            let cell = |name: &str| {
+                record.get(header.iter().position(|h| h == name).unwrap()).unwrap().to_owned()
+            };
             let text_of = |v: &Value| match v {
                 Value::Null => String::new(),
                 Value::String(s) => s.clone(),
@@ -172,15 +252,31 @@ async fn csv_and_json_agree_cell_for_cell() {
             };
             assert_eq!(cell("window"), text_of(&row["group"]["window"]));
             assert_eq!(cell("coarse_value"), text_of(&row["group"]["coarse_value"]));
-            for metric in ["postbacks", "valid", "invalid", "installs", "nonwinning", "null_values", "unsigned_mismatch"] {
+            for metric in [
+                "postbacks",
+                "valid",
+                "invalid",
+                "installs",
+                "nonwinning",
+                "null_values",
+                "unsigned_mismatch",
+            ] {
                 assert_eq!(cell(metric), text_of(&row[metric]), "{metric}");
             }
             assert_eq!(cell("null_rate").parse::<f64>().ok(), row["null_rate"].as_f64());
             assert_eq!(cell("tier_2"), text_of(&row["tiers"]["tier_2"]));
             assert_eq!(cell("fine_1"), text_of(&row["fine_histogram"][1]));
             assert_eq!(cell("coarse_medium"), text_of(&row["coarse_histogram"]["medium"]));
-            let revenue_mid = row["revenue"].as_array().unwrap().iter().find(|r| r["currency"] == "USD").map_or("0".to_owned(), |r| text_of(&r["mid"]));
-            assert_eq!(cell("revenue_mid_USD").parse::<f64>().unwrap(), revenue_mid.parse::<f64>().unwrap());
+            let revenue_mid = row["revenue"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["currency"] == "USD")
+                .map_or("0".to_owned(), |r| text_of(&r["mid"]));
+            assert_eq!(
+                cell("revenue_mid_USD").parse::<f64>().unwrap(),
+                revenue_mid.parse::<f64>().unwrap()
+            );
         }
         f.app.stop().await;
     }
@@ -200,8 +296,12 @@ async fn a_schema_change_alters_decoded_metrics_but_not_raw_counts() {
             .await
             .unwrap();
         let after = report(&f, "&group_by=window").await;
-        for (b, a) in before["rows"].as_array().unwrap().iter().zip(after["rows"].as_array().unwrap()) {
-            for raw in ["postbacks", "valid", "invalid", "installs", "null_values", "window_0", "tiers"] {
+        for (b, a) in
+            before["rows"].as_array().unwrap().iter().zip(after["rows"].as_array().unwrap())
+        {
+            for raw in
+                ["postbacks", "valid", "invalid", "installs", "null_values", "window_0", "tiers"]
+            {
                 assert_eq!(b[raw], a[raw], "{raw} does not depend on the schema");
             }
         }
@@ -228,11 +328,19 @@ async fn bad_parameters_and_keys_are_refused_with_the_parameter_named() {
         ];
         for (query, parameter) in cases {
             let (status, body) = f.app.get_json(&f.viewer, &format!("/v1/reports?{query}")).await;
-            assert_eq!((status, body["error"]["field"].as_str()), (400, Some(parameter)), "{query}: {body}");
+            assert_eq!(
+                (status, body["error"]["field"].as_str()),
+                (400, Some(parameter)),
+                "{query}: {body}"
+            );
         }
-        let (status, body) = f.app.get_json(&f.viewer, "/v1/reports?app_id=12345&from=2026-11-01&to=2026-11-30").await;
+        let (status, body) = f
+            .app
+            .get_json(&f.viewer, "/v1/reports?app_id=12345&from=2026-11-01&to=2026-11-30")
+            .await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_app")));
-        let no_key = f.app.client.get(f.app.url(&format!("/v1/reports?{RANGE}"))).send().await.unwrap();
+        let no_key =
+            f.app.client.get(f.app.url(&format!("/v1/reports?{RANGE}"))).send().await.unwrap();
         assert_eq!(no_key.status(), 401);
         let ingest = f.app.key(Role::Ingest).await;
         let (status, _) = f.app.get_json(&ingest, &format!("/v1/reports?{RANGE}")).await;
@@ -248,7 +356,17 @@ async fn the_cli_prints_the_same_report_as_the_api() {
     let api = report(&f, "&group_by=ad_network_id").await;
     let run = |format: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_skan-receiver"))
-            .args(["report", "--app", "777", "--from", "2026-11-01", "--to", "2026-11-30", "--date-type", "arrival"])
+            .args([
+                "report",
+                "--app",
+                "777",
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-11-30",
+                "--date-type",
+                "arrival",
+            ])
             .args(["--group-by", "ad_network_id", "--format", format, "--database-url", &db.url])
             .output()
             .unwrap()
@@ -263,10 +381,82 @@ async fn the_cli_prints_the_same_report_as_the_api() {
     let csv = String::from_utf8(run("csv").stdout).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_skan-receiver"))
-        .args(["report", "--app", "777", "--from", "2026-11-01", "--to", "2026-11-30", "--group-by", "colour", "--database-url", &db.url])
+        .args([
+            "report",
+            "--app",
+            "777",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--group-by",
+            "colour",
+            "--database-url",
+            &db.url,
+        ])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"field\":\"--group-by\""));
     f.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_three_report_sources_give_identical_reports() {
+    use skan_receiver::report::{ReportQuery, assemble, selection};
+    use skan_receiver::schemas::SchemaService;
+    use skan_receiver::store::ReportSource;
+    for db in each_backend().await {
+        let f = fixture(&db).await;
+        let schemas = SchemaService::new(
+            Arc::clone(&f.app.store),
+            Arc::new(skan_receiver::clock::SystemClock),
+        );
+        let history = schemas.history(777).await.unwrap();
+        let shapes = [
+            "",
+            "&group_by=day",
+            "&group_by=week,ad_network_id",
+            "&group_by=month",
+            "&group_by=window,coarse_value",
+            "&group_by=fine_value&include=histograms",
+            "&group_by=event",
+            "&group_by=tier,window",
+            "&date_type=install&group_by=day",
+            "&development=true,false&group_by=ad_network_id",
+            "&window=0&did_win=true&redownload=false&group_by=day",
+            "&ad_network_id=other.skadnetwork",
+        ];
+        let mut compared = 0;
+        for (date_type, shape) in
+            ["arrival", "install"].iter().flat_map(|d| shapes.iter().map(move |s| (d, s)))
+        {
+            let text =
+                format!("app_id=777&from=2026-10-20&to=2026-11-30&date_type={date_type}{shape}");
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            // A shape that sets date_type itself overrides the loop's (the last one wins in neither: skip dupes).
+            if pairs.iter().filter(|(k, _)| k == "date_type").count() > 1 {
+                continue;
+            }
+            let query = ReportQuery::parse(&pairs).unwrap();
+            let mut reports = Vec::new();
+            for source in [ReportSource::Aggregates, ReportSource::ValueCube, ReportSource::Auto] {
+                let mut chosen = selection(&query, &history);
+                chosen.source = source;
+                reports.push(assemble(
+                    &query,
+                    &history,
+                    &f.app.store.report_rows(&chosen).await.unwrap(),
+                ));
+            }
+            assert_eq!(reports[0], reports[1], "aggregates and value cube: {text}");
+            assert_eq!(reports[0], reports[2], "aggregates and the automatic choice: {text}");
+            assert!(reports[0].totals.postbacks > 0, "{text}");
+            compared += 1;
+        }
+        assert!(compared >= 22);
+        f.app.stop().await;
+    }
 }

@@ -72,7 +72,6 @@ pub(crate) async fn ingest_fixture(app: &TestApp, clock: &ManualClock) -> Vec<i6
     ids
 }
 
-
 /// Two more postbacks: one from another network (fine 1, Nov 15) and one AdAttributionKit
 /// postback signed with the development key (fine 5, Nov 16), which reports leave out unless
 /// asked.
@@ -82,15 +81,27 @@ pub(crate) async fn ingest_extra(app: &TestApp, clock: &ManualClock) {
     let result: Value = app.post_apple(other.bytes()).await.json().await.unwrap();
     assert_eq!(result["result"], "accepted");
     clock.set("2026-11-16T12:00:00Z".parse().unwrap());
-    let read = |name: &str| std::fs::read_to_string(crate::helpers::repo_path(&format!("testdata/keys/{name}"))).unwrap();
-    let signer = skan_receiver::skan::PostbackSigner::from_pkcs8_pem(Some(&read("test-development-p256.key.pem")), None).unwrap();
+    let read = |name: &str| {
+        std::fs::read_to_string(crate::helpers::repo_path(&format!("testdata/keys/{name}")))
+            .unwrap()
+    };
+    let signer = skan_receiver::skan::PostbackSigner::from_pkcs8_pem(
+        Some(&read("test-development-p256.key.pem")),
+        None,
+    )
+    .unwrap();
     let payload = json!({
         "ad-network-identifier": "fixture.skadnetwork", "advertised-item-identifier": APP,
         "conversion-type": "download", "did-win": true, "impression-type": "app-impression",
         "postback-identifier": "FX-12", "postback-sequence-index": 0, "source-identifier": "1234"
     });
-    let jws = signer.sign_jws("test-development/0", &serde_json::to_vec(&payload).unwrap()).unwrap();
+    let jws =
+        signer.sign_jws("test-development/0", &serde_json::to_vec(&payload).unwrap()).unwrap();
     let body = json!({"jws-string": jws, "conversion-value": 5, "ad-interaction-type": "click"});
-    let result: Value = app.post_apple(serde_json::to_vec(&body).unwrap()).await.json().await.unwrap();
-    assert_eq!((result["result"].as_str(), result["development"].as_bool()), (Some("accepted"), Some(true)));
+    let result: Value =
+        app.post_apple(serde_json::to_vec(&body).unwrap()).await.json().await.unwrap();
+    assert_eq!(
+        (result["result"].as_str(), result["development"].as_bool()),
+        (Some("accepted"), Some(true))
+    );
 }
