@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::dispatch::{DispatchSettings, Dispatcher, HttpSender};
 use crate::http::{self, AppState};
 use crate::ingest::{CommitConfig, Ingestor, commit};
 use crate::schemas::SchemaService;
@@ -27,6 +28,32 @@ pub struct App {
     router: axum::Router,
     commit_task: tokio::task::JoinHandle<()>,
     settings: Arc<Settings>,
+}
+
+/// Build the dispatcher `settings` describe (the API and the CLI manage destinations through it
+/// even where it does not send).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn build_dispatcher(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    schemas: Arc<SchemaService>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Dispatcher>> {
+    let sender = HttpSender::new(settings.allow_private_destinations)
+        .context("building the HTTP client for deliveries")?;
+    Ok(Arc::new(Dispatcher::new(
+        store,
+        schemas,
+        Arc::new(sender),
+        clock,
+        DispatchSettings {
+            poll_interval: settings.dispatch_poll,
+            allow_private: settings.allow_private_destinations,
+            ..DispatchSettings::default()
+        },
+    )))
 }
 
 impl App {
@@ -61,20 +88,29 @@ impl App {
                 max_concurrent,
             },
         );
-        let ingestor = Arc::new(Ingestor::new(
-            keys,
-            committer,
+        let schemas = Arc::new(SchemaService::new(Arc::clone(&store), Arc::clone(&clock)));
+        let dispatcher = build_dispatcher(
+            &settings,
+            Arc::clone(&store),
+            Arc::clone(&schemas),
             Arc::clone(&clock),
-            settings.max_postback_bytes,
-        ));
+        )?;
+        let ingestor = Arc::new(
+            Ingestor::new(keys, committer, Arc::clone(&clock), settings.max_postback_bytes)
+                .waking(Arc::clone(&dispatcher)),
+        );
         let serve_metrics_here = settings.metrics_listen.is_none();
         let (routes, openapi) = http::routes(&settings, serve_metrics_here);
         let openapi = openapi.to_pretty_json().context("rendering the OpenAPI document")?;
         let settings = Arc::new(settings);
-        let schemas = Arc::new(SchemaService::new(Arc::clone(&store), Arc::clone(&clock)));
         apply_configured_schemas(&schemas, &settings.file.schemas).await?;
+        dispatcher
+            .apply_configured(&settings.file.destinations)
+            .await
+            .context("applying the destinations in the settings file")?;
         let state = AppState {
             schemas,
+            dispatcher,
             auth: Arc::new(Authenticator::new(Arc::clone(&store), settings.auth_cache)),
             store,
             ingestor,
@@ -128,6 +164,10 @@ impl App {
             }
             _ => None,
         };
+        let dispatch_token = tokio_util::sync::CancellationToken::new();
+        let dispatch_task = settings
+            .dispatch_enabled
+            .then(|| tokio::spawn(Arc::clone(&state.dispatcher).run(dispatch_token.clone())));
         let shutdown_token = token.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -144,6 +184,14 @@ impl App {
         drop(state);
         if tokio::time::timeout(settings.shutdown_grace, commit_task).await.is_err() {
             tracing::warn!("commit queue did not drain within the grace period");
+        }
+        // Deliveries in flight finish (each is bounded by its timeout); unfinished ones are
+        // claimed again after their lease runs out.
+        dispatch_token.cancel();
+        if let Some(task) = dispatch_task
+            && tokio::time::timeout(settings.shutdown_grace, task).await.is_err()
+        {
+            tracing::warn!("deliveries in flight did not finish within the grace period");
         }
         if let Some(task) = metrics_server {
             let _ = task.await;

@@ -70,6 +70,16 @@ pub struct ServeArgs {
     /// Log format: `pretty` or `json`. Default: pretty.
     #[arg(long, env = "SKAN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Do not forward postbacks from this receiver (deliveries still queue; another receiver on
+    /// the same database sends them).
+    #[arg(long, env = "SKAN_NO_DISPATCH", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_dispatch: bool,
+    /// Let destinations reach loopback, private and link-local addresses (refused by default).
+    #[arg(long, env = "SKAN_ALLOW_PRIVATE_DESTINATIONS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_private_destinations: bool,
+    /// How often idle dispatch workers look for due deliveries, in milliseconds. Default: 1000.
+    #[arg(long, env = "SKAN_DISPATCH_POLL_MS", value_name = "MS")]
+    pub dispatch_poll_ms: Option<u64>,
 }
 
 /// How logs are written.
@@ -116,6 +126,24 @@ pub struct FileConfig {
     /// app's latest).
     #[serde(default)]
     pub schemas: Vec<FileSchema>,
+    /// The dispatcher.
+    #[serde(default)]
+    pub dispatch: FileDispatch,
+    /// Destinations created or updated (by name) at start-up; same fields as the API document.
+    #[serde(default)]
+    pub destinations: Vec<crate::dispatch::DestinationConfig>,
+}
+
+/// `[dispatch]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDispatch {
+    /// `false` is `--no-dispatch`.
+    pub enabled: Option<bool>,
+    /// See `--allow-private-destinations`.
+    pub allow_private_destinations: Option<bool>,
+    /// See `--dispatch-poll-ms`.
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// `[[schemas]]` in the settings file.
@@ -240,6 +268,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether this receiver sends deliveries.
+    pub dispatch_enabled: bool,
+    /// Destinations may reach private addresses.
+    pub allow_private_destinations: bool,
+    /// Idle poll interval of the dispatcher.
+    pub dispatch_poll: Duration,
     /// The parsed settings file, for sections other modules read (schemas, destinations).
     pub file: FileConfig,
 }
@@ -325,6 +359,12 @@ impl Settings {
                 args.shutdown_grace_secs.or(file.shutdown.grace_secs).unwrap_or(30),
             ),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            dispatch_enabled: !args.no_dispatch && file.dispatch.enabled.unwrap_or(true),
+            allow_private_destinations: args.allow_private_destinations
+                || file.dispatch.allow_private_destinations.unwrap_or(false),
+            dispatch_poll: Duration::from_millis(
+                args.dispatch_poll_ms.or(file.dispatch.poll_interval_ms).unwrap_or(1000),
+            ),
             database_url,
             file,
         };
@@ -344,6 +384,12 @@ impl Settings {
         positive("--max-batch-items", self.max_batch_items)?;
         positive("--commit-max-items", self.commit_max_items)?;
         positive("--db-max-connections", self.db_max_connections as usize)?;
+        if !(10..=60_000).contains(&self.dispatch_poll.as_millis()) {
+            return Err(ConfigError::Invalid {
+                setting: "--dispatch-poll-ms",
+                message: "must be 10-60000 milliseconds".to_owned(),
+            });
+        }
         if self.max_batch_bytes < self.max_postback_bytes {
             return Err(ConfigError::Invalid {
                 setting: "--max-batch-bytes",

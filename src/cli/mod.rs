@@ -3,6 +3,7 @@
 //! Every command reports failures on standard error in the shared error shape
 //! (`{"error": {"code", "message", "field"}}`) and exits 2 for usage errors and unreadable input.
 
+mod destinations;
 mod import;
 mod keys;
 mod loadgen;
@@ -53,6 +54,9 @@ pub enum Command {
     Decode(schema::DecodeArgs),
     /// Print an aggregated conversion report (same parameters as GET /v1/reports).
     Report(Box<report::ReportArgs>),
+    /// Manage the destinations postbacks are forwarded to.
+    #[command(subcommand)]
+    Destinations(destinations::DestinationsCommand),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -90,6 +94,7 @@ pub fn run() -> ExitCode {
         Command::Schema(command) => schema::run(command),
         Command::Decode(args) => schema::decode(&args),
         Command::Report(args) => report::run(&args),
+        Command::Destinations(command) => destinations::run(command),
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP: routing, shared state and middleware. Handlers only translate between HTTP and one
 //! application call; everything else lives in `ingest`, `store` and the pure modules.
 
+mod destinations;
 pub mod error;
 pub mod extract;
 mod health;
@@ -25,6 +26,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use destinations::DeliveryPage;
 pub use postbacks::{InstallInterval, PostbackDetail, PostbackPage, SubmitResponse, Summary};
 pub use schemas::{Generated, InvalidSchemaBody};
 
@@ -53,6 +55,8 @@ pub struct AppState {
     pub openapi: Arc<String>,
     /// Conversion-value schemas.
     pub schemas: Arc<crate::schemas::SchemaService>,
+    /// The postback dispatcher (destinations and deliveries).
+    pub dispatcher: Arc<crate::dispatch::Dispatcher>,
 }
 
 #[derive(OpenApi)]
@@ -67,6 +71,7 @@ pub struct AppState {
         (name = "postbacks", description = "Forwarded postbacks and support lookups"),
         (name = "schemas", description = "Conversion-value schemas, per app and versioned"),
         (name = "reports", description = "Aggregated conversion reports"),
+        (name = "destinations", description = "Forwarding to partners: destinations, deliveries, attempts, replay"),
         (name = "operations", description = "Health, readiness, metrics, API description"),
     )
 )]
@@ -114,6 +119,18 @@ pub fn routes(
         .routes(routes!(schemas::simulate_schema))
         .routes(routes!(schemas::generate_schema))
         .routes(routes!(reports::get_report))
+        .routes(routes!(destinations::list_destinations, destinations::create_destination))
+        .routes(routes!(
+            destinations::get_destination,
+            destinations::put_destination,
+            destinations::delete_destination
+        ))
+        .routes(routes!(destinations::preview_destination))
+        .routes(routes!(destinations::test_destination))
+        .routes(routes!(destinations::replay_destination))
+        .routes(routes!(destinations::list_deliveries))
+        .routes(routes!(destinations::get_delivery))
+        .routes(routes!(destinations::retry_delivery))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_ready))
         .routes(routes!(health::get_openapi));

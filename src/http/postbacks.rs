@@ -342,6 +342,11 @@ pub(crate) async fn list_postbacks(
 }
 
 fn parse_since(text: &str) -> Result<i64, ApiError> {
+    parse_time(text, "since")
+}
+
+/// An RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC) as unix ms; errors name `field`.
+pub(crate) fn parse_time(text: &str, field: &str) -> Result<i64, ApiError> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at.timestamp_millis());
     }
@@ -351,7 +356,7 @@ fn parse_since(text: &str) -> Result<i64, ApiError> {
     Err(ApiError::bad_request(
         "invalid_parameter",
         format!("expected an RFC 3339 time or a YYYY-MM-DD date, got {text:?}"),
-        Some("since"),
+        Some(field),
     ))
 }
 

@@ -75,6 +75,7 @@ pub struct Ingestor {
     committer: CommitHandle,
     clock: Arc<dyn Clock>,
     max_postback_bytes: usize,
+    dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
 }
 
 impl Ingestor {
@@ -86,7 +87,14 @@ impl Ingestor {
         clock: Arc<dyn Clock>,
         max_postback_bytes: usize,
     ) -> Self {
-        Self { keys, committer, clock, max_postback_bytes }
+        Self { keys, committer, clock, max_postback_bytes, dispatcher: None }
+    }
+
+    /// Wake `dispatcher` whenever new postbacks are committed, so their deliveries go at once.
+    #[must_use]
+    pub fn waking(mut self, dispatcher: Arc<crate::dispatch::Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 
     /// Verify and durably record `raws` (each one candidate postback), returning one result per
@@ -141,6 +149,16 @@ impl Ingestor {
                 item_result(index, outcome, dedup_key, development, error)
             })
             .collect();
+        if let Some(dispatcher) = &self.dispatcher
+            && results.iter().any(|r| {
+                matches!(
+                    r.result,
+                    ReceiptResult::Accepted | ReceiptResult::Invalid | ReceiptResult::Unverifiable
+                )
+            })
+        {
+            dispatcher.wake();
+        }
         for (result, (protocol, version)) in results.iter().zip(labels) {
             metrics::counter!(
                 "skan_postbacks_total",

@@ -90,7 +90,7 @@ struct Outcome {
 /// # Errors
 /// When the HTTP client cannot be built.
 pub async fn run(postbacks: Vec<Vec<u8>>, config: &LoadConfig) -> Result<Report, reqwest::Error> {
-    let client = reqwest::Client::builder()
+    let client = crate::dispatch::sender::client_builder()
         .timeout(config.timeout)
         .pool_max_idle_per_host(config.concurrency)
         .build()?;

@@ -8,6 +8,7 @@
 
 mod cube;
 mod dedup;
+mod outbox;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -19,6 +20,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use dedup::{CopyComparison, compare_copies};
+pub use outbox::{
+    AttemptRecord, Claim, ClaimedDelivery, Completed, Completion, DeliveryQuery, DeliveryState,
+    DeliveryUpdate, NewDestination, QueueStats, ReplayCounts, ReplayRequest, RetryResult,
+    StoredAttempt, StoredDelivery, StoredDestination,
+};
 pub use totals::TotalsRow;
 
 use crate::error_body::ErrorBody;
@@ -790,6 +796,82 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Whether anything (postbacks or a schema) is known about this app.
     async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError>;
+
+    /// Store a new destination; a taken name is [`StoreError::Duplicate`].
+    async fn create_destination(
+        &self,
+        new: &NewDestination,
+    ) -> Result<StoredDestination, StoreError>;
+
+    /// Replace a destination's name, switch and document (`at_ms` is the change time); enabling clears
+    /// an automatic disabling. `None` when there is no such destination.
+    async fn update_destination(
+        &self,
+        id: i64,
+        change: &NewDestination,
+    ) -> Result<Option<StoredDestination>, StoreError>;
+
+    /// Delete a destination with its deliveries and their attempt log; false when there was none.
+    async fn delete_destination(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// One destination.
+    async fn destination(&self, id: i64) -> Result<Option<StoredDestination>, StoreError>;
+
+    /// One destination, by name.
+    async fn destination_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<StoredDestination>, StoreError>;
+
+    /// Every destination, oldest first.
+    async fn list_destinations(&self) -> Result<Vec<StoredDestination>, StoreError>;
+
+    /// Lease up to `max` due deliveries of one destination, within its concurrency cap and rate
+    /// limit (shared by every receiver on the database).
+    async fn claim_deliveries(
+        &self,
+        destination_id: i64,
+        lease: &str,
+        now_ms: i64,
+        max: u32,
+    ) -> Result<Claim, StoreError>;
+
+    /// Log attempts and move their deliveries on, in one transaction; each only if its lease is
+    /// still held. Tracks each destination's failures and disables it when its rules say so.
+    async fn complete_deliveries(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Completed>, StoreError>;
+
+    /// Deliveries matching a filter, newest first.
+    async fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<StoredDelivery>, StoreError>;
+
+    /// One delivery.
+    async fn delivery(&self, id: i64) -> Result<Option<StoredDelivery>, StoreError>;
+
+    /// The delivery of one postback to one destination.
+    async fn delivery_for(
+        &self,
+        destination_id: i64,
+        postback_id: i64,
+    ) -> Result<Option<StoredDelivery>, StoreError>;
+
+    /// A delivery's attempts, oldest first.
+    async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<StoredAttempt>, StoreError>;
+
+    /// Make a delivery due now: a pending one keeps its schedule, a finished one gets one manual
+    /// attempt.
+    async fn retry_delivery(&self, id: i64, now_ms: i64) -> Result<RetryResult, StoreError>;
+
+    /// Queue a time range of postbacks for a destination again: deliveries are created where
+    /// missing and dead ones (optionally delivered and skipped ones too) are queued again.
+    async fn replay(&self, request: &ReplayRequest) -> Result<ReplayCounts, StoreError>;
+
+    /// Pending deliveries per destination, for metrics.
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
 
     /// Close every connection; later calls fail as unavailable.
     async fn close(&self);

@@ -36,6 +36,16 @@ pub(crate) trait Dialect: Database {
     fn begin_write(
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Rows a statement changed (the drivers' result types share no trait for it).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Appended to a single-row `SELECT` to lock the row until the transaction ends (SQLite's
+    /// write transactions lock the whole database already).
+    const LOCK_ROW: &'static str;
+
+    /// Appended to a queue `SELECT` so concurrent workers take different rows instead of waiting.
+    const SKIP_LOCKED: &'static str;
 }
 
 /// A store over one sqlx pool; `SqlStore<Sqlite>` and `SqlStore<Postgres>` are the two backends.
@@ -44,7 +54,7 @@ pub(crate) struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
 }
 
-const POSTBACK_COLUMNS: &str = "id, dedup_key, protocol, version, ad_network_id, app_id, \
+pub(crate) const POSTBACK_COLUMNS: &str = "id, dedup_key, protocol, version, ad_network_id, app_id, \
      transaction_id, source_identifier, campaign_id, source_app_id, source_domain, \
      conversion_window, did_win, conversion_type, fidelity_type, interaction, fine_value, \
      coarse_value, tier_hint, country_code, outcome, reason_code, reason_message, development, \
@@ -255,6 +265,10 @@ where
     for<'r> StoredSchemaVersion: FromRow<'r, DB::Row>,
     for<'r> AggregateRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (i64, String): FromRow<'r, DB::Row>,
+    for<'r> super::StoredDestination: FromRow<'r, DB::Row>,
+    for<'r> super::StoredDelivery: FromRow<'r, DB::Row>,
+    for<'r> super::StoredAttempt: FromRow<'r, DB::Row>,
 {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -288,10 +302,22 @@ where
         let mut tx = DB::begin_write(&self.pool).await?;
         let mut outcomes = vec![None; items.len()];
         let mut deltas = Deltas::default();
+        let mut stored = Vec::new();
         for i in order {
-            outcomes[i] = Some(Self::record_one(&mut tx, &items[i], &mut deltas).await?);
+            let outcome = Self::record_one(&mut tx, &items[i], &mut deltas).await?;
+            if let (
+                RecordOutcome::Accepted { postback_id, .. }
+                | RecordOutcome::Quarantined { postback_id, repeat: false, .. },
+                IngestItem::Checked { receipt, postback },
+            ) = (outcome, &items[i])
+            {
+                stored.push((postback_id, postback.as_ref(), receipt.received_at_ms));
+            }
+            outcomes[i] = Some(outcome);
         }
         Self::apply_deltas(&mut tx, deltas).await?;
+        // The outbox: deliveries commit with their postbacks or not at all.
+        Self::enqueue_deliveries(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -1075,6 +1101,97 @@ macro_rules! impl_store {
             }
             async fn app_exists(&self, app_id: i64) -> Result<bool, $crate::store::StoreError> {
                 Self::app_exists(self, app_id).await
+            }
+            async fn create_destination(
+                &self,
+                new: &$crate::store::NewDestination,
+            ) -> Result<$crate::store::StoredDestination, $crate::store::StoreError> {
+                Self::create_destination(self, new).await
+            }
+            async fn update_destination(
+                &self,
+                id: i64,
+                change: &$crate::store::NewDestination,
+            ) -> Result<Option<$crate::store::StoredDestination>, $crate::store::StoreError> {
+                Self::update_destination(self, id, change).await
+            }
+            async fn delete_destination(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
+                Self::delete_destination(self, id).await
+            }
+            async fn destination(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::store::StoredDestination>, $crate::store::StoreError> {
+                Self::destination(self, id).await
+            }
+            async fn destination_by_name(
+                &self,
+                name: &str,
+            ) -> Result<Option<$crate::store::StoredDestination>, $crate::store::StoreError> {
+                Self::destination_by_name(self, name).await
+            }
+            async fn list_destinations(
+                &self,
+            ) -> Result<Vec<$crate::store::StoredDestination>, $crate::store::StoreError> {
+                Self::list_destinations(self).await
+            }
+            async fn claim_deliveries(
+                &self,
+                destination_id: i64,
+                lease: &str,
+                now_ms: i64,
+                max: u32,
+            ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
+                Self::claim_deliveries(self, destination_id, lease, now_ms, max).await
+            }
+            async fn complete_deliveries(
+                &self,
+                completions: &[$crate::store::Completion],
+            ) -> Result<Vec<$crate::store::Completed>, $crate::store::StoreError> {
+                Self::complete_deliveries(self, completions).await
+            }
+            async fn list_deliveries(
+                &self,
+                query: &$crate::store::DeliveryQuery,
+            ) -> Result<Vec<$crate::store::StoredDelivery>, $crate::store::StoreError> {
+                Self::list_deliveries(self, query).await
+            }
+            async fn delivery(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::store::StoredDelivery>, $crate::store::StoreError> {
+                Self::delivery(self, id).await
+            }
+            async fn delivery_for(
+                &self,
+                destination_id: i64,
+                postback_id: i64,
+            ) -> Result<Option<$crate::store::StoredDelivery>, $crate::store::StoreError> {
+                Self::delivery_for(self, destination_id, postback_id).await
+            }
+            async fn delivery_attempts(
+                &self,
+                delivery_id: i64,
+            ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::store::StoreError> {
+                Self::delivery_attempts(self, delivery_id).await
+            }
+            async fn retry_delivery(
+                &self,
+                id: i64,
+                now_ms: i64,
+            ) -> Result<$crate::store::RetryResult, $crate::store::StoreError> {
+                Self::retry_delivery(self, id, now_ms).await
+            }
+            async fn replay(
+                &self,
+                request: &$crate::store::ReplayRequest,
+            ) -> Result<$crate::store::ReplayCounts, $crate::store::StoreError> {
+                Self::replay(self, request).await
+            }
+            async fn queue_stats(
+                &self,
+            ) -> Result<Vec<$crate::store::QueueStats>, $crate::store::StoreError> {
+                Self::queue_stats(self).await
             }
             async fn close(&self) {
                 self.pool.close().await;

@@ -19,6 +19,13 @@ impl Dialect for Sqlite {
         &MIGRATOR
     }
 
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    const LOCK_ROW: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
     }

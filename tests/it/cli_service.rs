@@ -200,7 +200,7 @@ mod reqwest {
     pub(super) fn blocking_client() -> Client {
         Client(
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            ::reqwest::Client::new(),
+            skan_receiver::dispatch::sender::client_builder().build().unwrap(),
         )
     }
     pub(super) struct Client(tokio::runtime::Runtime, ::reqwest::Client);
@@ -355,4 +355,70 @@ async fn schemas_in_the_settings_file_are_applied_once() {
         (versions[0].author.as_str(), versions[0].note.as_deref()),
         ("config", Some("from settings"))
     );
+}
+
+#[test]
+fn destinations_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let doc = dir.path().join("dest.json");
+    std::fs::write(
+        &doc,
+        json!({"name": "network-a", "url": "https://postbacks.example/skan?cv={fine_value}", "signing": {"secrets": []}})
+            .to_string(),
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        run(&["destinations", "add", "--file", doc.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 0, "{stderr}");
+    let created: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let secret = created["generated_secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let (code, _, stderr) =
+        run(&["destinations", "add", "--file", doc.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 1);
+    let err: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(
+        (err["error"]["code"].as_str(), err["error"]["field"].as_str()),
+        (Some("conflict"), Some("name"))
+    );
+
+    std::fs::write(&doc, json!({"name": "local", "url": "http://127.0.0.1:9/x"}).to_string())
+        .unwrap();
+    let (code, _, stderr) =
+        run(&["destinations", "add", "--file", doc.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 1);
+    let err: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(err["error"]["field"], "url", "{err}");
+    let (code, _, stderr) = run(&[
+        "destinations",
+        "add",
+        "--allow-private-destinations",
+        "--file",
+        doc.to_str().unwrap(),
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(&doc, json!({"name": "bad", "url": "https://p.example/?x={nope}"}).to_string())
+        .unwrap();
+    let (code, _, stderr) =
+        run(&["destinations", "add", "--file", doc.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unknown macro {nope}"), "{stderr}");
+
+    let (code, stdout, _) = run(&["destinations", "list", "--database-url", &url]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().count(), 2);
+    assert!(!stdout.contains(secret), "secrets are masked in lists");
+    let (code, stdout, _) = run(&["destinations", "disable", "network-a", "--database-url", &url]);
+    assert_eq!(code, 0);
+    let shown: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(shown["config"]["enabled"], false);
+    let (_, stdout, _) = run(&["destinations", "show", "network-a", "--database-url", &url]);
+    let shown: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(shown["config"]["enabled"], false);
+    let (code, _, stderr) = run(&["destinations", "show", "nobody", "--database-url", &url]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not_found"), "{stderr}");
 }

@@ -210,7 +210,7 @@ impl TestApp {
         Self::spawn_full(db, clock, |s| s.keys = Some(repo_path("testdata/keys"))).await
     }
 
-    async fn spawn_full(
+    pub(crate) async fn spawn_full(
         db: &TestDb,
         clock: Arc<dyn skan_receiver::clock::Clock>,
         adjust: impl FnOnce(&mut Settings),
@@ -228,7 +228,7 @@ impl TestApp {
         }));
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: skan_receiver::dispatch::sender::client_builder().build().expect("HTTP client"),
             store,
             shutdown: Some(shutdown),
             task: Some(task),

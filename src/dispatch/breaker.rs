@@ -1,0 +1,99 @@
+//! A circuit breaker per destination, so a partner that keeps failing is left alone for a while
+//! instead of tying up workers. Pure state machine; time is an argument.
+//!
+//! Closed: send. After 5 failures in a row it opens for 30 s, doubling on each reopening up to
+//! 10 min. When the pause is over one request probes (half-open): success closes it, failure
+//! reopens it. While open, deliveries simply wait; nothing is lost.
+
+/// Failures in a row that open the breaker.
+pub const FAILURES_TO_OPEN: u32 = 5;
+const FIRST_PAUSE_MS: i64 = 30_000;
+const LONGEST_PAUSE_MS: i64 = 600_000;
+
+/// One destination's breaker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Breaker {
+    failures: u32,
+    open_until_ms: Option<i64>,
+    reopenings: u32,
+    probing: bool,
+}
+
+impl Breaker {
+    /// How many requests may start now: unlimited (`None`) when closed, 1 for a probe, 0 while
+    /// open or while a probe is out.
+    #[must_use]
+    pub fn allowance(&self, now_ms: i64) -> Option<u32> {
+        match self.open_until_ms {
+            None => None,
+            Some(until) if now_ms < until => Some(0),
+            Some(_) if self.probing => Some(0),
+            Some(_) => Some(1),
+        }
+    }
+
+    /// A probe has been sent.
+    pub fn probe_started(&mut self) {
+        if self.open_until_ms.is_some() {
+            self.probing = true;
+        }
+    }
+
+    /// An attempt succeeded.
+    pub fn success(&mut self) {
+        *self = Self::default();
+    }
+
+    /// An attempt failed at `now_ms`.
+    pub fn failure(&mut self, now_ms: i64) {
+        self.failures += 1;
+        self.probing = false;
+        if self.open_until_ms.is_some() || self.failures >= FAILURES_TO_OPEN {
+            let pause = (FIRST_PAUSE_MS << self.reopenings.min(5)).min(LONGEST_PAUSE_MS);
+            self.open_until_ms = Some(now_ms + pause);
+            self.reopenings += 1;
+        }
+    }
+
+    /// Whether it is open (sending paused or probing).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.open_until_ms.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_five_failures_probes_and_backs_off() {
+        let mut b = Breaker::default();
+        for i in 0..4 {
+            b.failure(i);
+            assert_eq!(b.allowance(i), None, "still closed");
+        }
+        b.failure(10);
+        assert_eq!(b.allowance(11), Some(0));
+        assert_eq!(b.allowance(10 + 30_000), Some(1), "probe after 30 s");
+        b.probe_started();
+        assert_eq!(b.allowance(10 + 30_001), Some(0), "one probe at a time");
+        b.failure(40_000);
+        assert_eq!(b.allowance(40_000 + 59_999), Some(0), "reopened for 60 s");
+        assert_eq!(b.allowance(40_000 + 60_000), Some(1));
+        b.success();
+        assert_eq!(b.allowance(40_000 + 60_001), None);
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn the_pause_never_exceeds_ten_minutes() {
+        let mut b = Breaker::default();
+        let mut now = 0;
+        for _ in 0..20 {
+            b.failure(now);
+            now += 1;
+        }
+        assert_eq!(b.allowance(now + 600_000), Some(1));
+    }
+}

@@ -1,0 +1,536 @@
+//! Templates: `{macro}` placeholders (`{{` and `}}` for literal braces), rendered into a request
+//! with each value escaped for where it stands: percent-encoded in the path and query, typed in
+//! JSON bodies, checked in headers. Pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::Value;
+
+use super::config::{
+    BodyTemplate, BooleanFormat, Destination, Formats, Method, MissingPolicy, TimestampFormat,
+};
+
+/// Every macro and what it holds.
+pub static MACROS: &[(&str, &str)] = &[
+    ("postback_id", "id of the stored postback"),
+    ("delivery_id", "stable id of this delivery (also the idempotency key)"),
+    ("dedup_key", "the postback's dedup key"),
+    ("protocol", "skadnetwork or adattributionkit"),
+    ("version", "SKAdNetwork version (none for AdAttributionKit)"),
+    ("ad_network_id", "ad network ID"),
+    ("app_id", "App Store ID of the advertised app"),
+    ("transaction_id", "transaction-id / postback-identifier"),
+    ("source_identifier", "source-identifier (4.0, AdAttributionKit)"),
+    ("campaign_id", "campaign-id (before 4.0)"),
+    ("source_app_id", "source-app-id / publisher-item-identifier"),
+    ("source_domain", "source-domain"),
+    ("window", "conversion window 0-2 (postback-sequence-index)"),
+    ("fine_value", "fine conversion value 0-63"),
+    ("coarse_value", "coarse conversion value low/medium/high"),
+    ("conversion_value", "the fine or the coarse value, whichever was sent"),
+    ("fidelity_type", "fidelity-type 0/1"),
+    ("interaction", "click or view"),
+    ("redownload", "whether it is a redownload (boolean)"),
+    ("conversion_type", "download, redownload or re-engagement"),
+    ("did_win", "winning attribution (boolean)"),
+    ("tier", "crowd-anonymity tier hint 0-3"),
+    ("signature_outcome", "valid, invalid or unverifiable"),
+    ("development", "verified with a development key (boolean)"),
+    ("unsigned_mismatch", "copies disagreed on unsigned values (boolean)"),
+    ("country_code", "country-code"),
+    ("decode_status", "mapped, unmapped, no_value or no_schema"),
+    ("label", "the schema's label for the value"),
+    ("event_names", "decoded events, comma-separated"),
+    ("revenue_min", "decoded revenue range minimum"),
+    ("revenue_max", "decoded revenue range maximum (none when unbounded)"),
+    ("revenue_currency", "ISO 4217 currency of the revenue range"),
+    ("schema_version", "schema version used to decode"),
+    ("received_at", "first arrival (timestamp format)"),
+    ("install_from", "earliest estimated install (timestamp format)"),
+    ("install_to", "latest estimated install (timestamp format)"),
+    ("install_day", "estimated install day YYYY-MM-DD"),
+    ("raw_postback", "the postback JSON as received"),
+    ("raw_postback_base64", "the postback as received, base64"),
+];
+
+/// A macro's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MacroValue {
+    /// Text.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A decimal number.
+    Float(f64),
+    /// A boolean (written per the destination's boolean format).
+    Bool(bool),
+    /// A time (written per the destination's timestamp format).
+    Time(DateTime<Utc>),
+}
+
+impl MacroValue {
+    fn text(&self, formats: Formats) -> String {
+        match self {
+            Self::Str(s) => s.clone(),
+            Self::Int(v) => v.to_string(),
+            Self::Float(v) => v.to_string(),
+            Self::Bool(b) => match formats.booleans {
+                BooleanFormat::TrueFalse => b.to_string(),
+                BooleanFormat::OneZero => u8::from(*b).to_string(),
+            },
+            Self::Time(t) => match formats.timestamps {
+                TimestampFormat::UnixSeconds => t.timestamp().to_string(),
+                TimestampFormat::UnixMillis => t.timestamp_millis().to_string(),
+                TimestampFormat::Rfc3339 => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+        }
+    }
+
+    fn json(&self, formats: Formats) -> Value {
+        match self {
+            Self::Str(s) => Value::from(s.as_str()),
+            Self::Int(v) => Value::from(*v),
+            Self::Float(v) => serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number),
+            Self::Bool(b) => match formats.booleans {
+                BooleanFormat::TrueFalse => Value::Bool(*b),
+                BooleanFormat::OneZero => Value::from(u8::from(*b)),
+            },
+            Self::Time(_) if formats.timestamps == TimestampFormat::Rfc3339 => {
+                Value::from(self.text(formats))
+            }
+            Self::Time(t) if formats.timestamps == TimestampFormat::UnixMillis => {
+                Value::from(t.timestamp_millis())
+            }
+            Self::Time(t) => Value::from(t.timestamp()),
+        }
+    }
+}
+
+/// The values available for one delivery (absent: the macro has no value).
+pub type Values = BTreeMap<&'static str, MacroValue>;
+
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{name}` names no macro.
+    #[error("unknown macro {{{0}}}; known: {1}")]
+    UnknownMacro(String, String),
+    /// A brace is not closed or not escaped.
+    #[error("unbalanced brace at byte {0}; write {{{{ and }}}} for literal braces")]
+    Unbalanced(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Macro(&'static str),
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+impl Template {
+    /// Parse `text`.
+    ///
+    /// # Errors
+    /// [`TemplateError`] for an unknown macro or an unbalanced brace.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    literal.push('{');
+                    i += 2;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    literal.push('}');
+                    i += 2;
+                }
+                b'{' => {
+                    let end = text[i + 1..].find('}').ok_or(TemplateError::Unbalanced(i))? + i + 1;
+                    let name = &text[i + 1..end];
+                    let known =
+                        MACROS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n).ok_or_else(
+                            || {
+                                TemplateError::UnknownMacro(
+                                    name.to_owned(),
+                                    MACROS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                                )
+                            },
+                        )?;
+                    if !literal.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                    }
+                    pieces.push(Piece::Macro(known));
+                    i = end + 1;
+                }
+                b'}' => return Err(TemplateError::Unbalanced(i)),
+                _ => {
+                    let next = text[i..].find(['{', '}']).map_or(text.len(), |n| n + i);
+                    literal.push_str(&text[i..next]);
+                    i = next;
+                }
+            }
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
+        Ok(Self { pieces })
+    }
+
+    /// The macro, when the template is exactly one macro (JSON values keep their type then).
+    fn single_macro(&self) -> Option<&'static str> {
+        match self.pieces.as_slice() {
+            [Piece::Macro(name)] => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Render with every macro value passed through `escape`; `None` when a macro has no value.
+    fn render(
+        &self,
+        values: &Values,
+        formats: Formats,
+        escape: impl Fn(&str) -> String,
+    ) -> Rendered {
+        let mut text = String::new();
+        let mut missing = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(l) => text.push_str(l),
+                Piece::Macro(name) => match values.get(name) {
+                    Some(value) => text.push_str(&escape(&value.text(formats))),
+                    None => missing.push(*name),
+                },
+            }
+        }
+        Rendered { text, missing }
+    }
+}
+
+struct Rendered {
+    text: String,
+    missing: Vec<&'static str>,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RenderedRequest {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The full URL.
+    pub url: String,
+    /// Headers from the destination's templates (signing and idempotency headers are added when
+    /// sending).
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<String>,
+    /// Its content type.
+    pub content_type: Option<String>,
+}
+
+/// The result of rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Render {
+    /// Send this.
+    Request(RenderedRequest),
+    /// The missing-value policy says not to send: these macros had no value.
+    Skip(Vec<&'static str>),
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+fn component(text: &str) -> String {
+    utf8_percent_encode(text, COMPONENT).to_string()
+}
+
+/// Header values drop control characters (no header injection) and percent-encode non-ASCII
+/// ones (HTTP header values are ASCII).
+fn header_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// Render a destination's request for one delivery's values.
+#[must_use]
+pub fn render(destination: &Destination, values: &Values) -> Render {
+    let config = &destination.config;
+    let (formats, policy) = (config.formats, config.missing);
+    let mut skipped: Vec<&'static str> = Vec::new();
+    let mut url = destination.url.origin.clone();
+    let path = destination.url.path.render(values, formats, component);
+    skipped.extend(&path.missing);
+    url.push_str(&path.text);
+    let query = render_pairs(&destination.url.query, values, formats, policy, &mut skipped);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+    let mut headers = Vec::new();
+    for (name, template) in &destination.headers {
+        let rendered = template.render(values, formats, header_value);
+        if !rendered.missing.is_empty() {
+            skipped.extend(&rendered.missing);
+            if policy == MissingPolicy::Drop {
+                continue;
+            }
+        }
+        headers.push((name.clone(), rendered.text));
+    }
+    let (body, content_type) = match (&config.body, config.method) {
+        (Some(BodyTemplate::Json { template }), Method::Post) => {
+            let value =
+                render_json(template, values, formats, policy, &mut skipped).unwrap_or(Value::Null);
+            (Some(value.to_string()), Some("application/json".to_owned()))
+        }
+        (Some(BodyTemplate::Form { template }), Method::Post) => {
+            let pairs: Vec<(String, Template)> = template
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .filter_map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    Template::parse(value).ok().map(|t| (name.to_owned(), t))
+                })
+                .collect();
+            let body = render_pairs(&pairs, values, formats, policy, &mut skipped);
+            (Some(body), Some("application/x-www-form-urlencoded".to_owned()))
+        }
+        _ => (None, None),
+    };
+    if policy == MissingPolicy::Skip && !skipped.is_empty() {
+        skipped.sort_unstable();
+        skipped.dedup();
+        return Render::Skip(skipped);
+    }
+    Render::Request(RenderedRequest {
+        method: match config.method {
+            Method::Get => "GET".to_owned(),
+            Method::Post => "POST".to_owned(),
+        },
+        url,
+        headers,
+        body,
+        content_type,
+    })
+}
+
+fn render_pairs(
+    pairs: &[(String, Template)],
+    values: &Values,
+    formats: Formats,
+    policy: MissingPolicy,
+    skipped: &mut Vec<&'static str>,
+) -> String {
+    let mut out = String::new();
+    for (name, template) in pairs {
+        let rendered = template.render(values, formats, component);
+        if !rendered.missing.is_empty() {
+            skipped.extend(&rendered.missing);
+            if policy == MissingPolicy::Drop {
+                continue;
+            }
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        let _ = write!(out, "{name}={}", rendered.text);
+    }
+    out
+}
+
+/// Render a JSON template; `None` means "drop this value".
+fn render_json(
+    template: &Value,
+    values: &Values,
+    formats: Formats,
+    policy: MissingPolicy,
+    skipped: &mut Vec<&'static str>,
+) -> Option<Value> {
+    match template {
+        Value::String(text) => {
+            let Ok(parsed) = Template::parse(text) else { return Some(template.clone()) };
+            if let Some(name) = parsed.single_macro() {
+                return match values.get(name) {
+                    Some(value) => Some(value.json(formats)),
+                    None => {
+                        skipped.push(name);
+                        (policy != MissingPolicy::Drop).then_some(Value::Null)
+                    }
+                };
+            }
+            let rendered = parsed.render(values, formats, str::to_owned);
+            if !rendered.missing.is_empty() {
+                skipped.extend(&rendered.missing);
+                if policy == MissingPolicy::Drop {
+                    return None;
+                }
+            }
+            Some(Value::String(rendered.text))
+        }
+        Value::Array(items) => Some(Value::Array(
+            items.iter().filter_map(|v| render_json(v, values, formats, policy, skipped)).collect(),
+        )),
+        Value::Object(map) => Some(Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| {
+                    render_json(v, values, formats, policy, skipped).map(|v| (k.clone(), v))
+                })
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::dispatch::config::DestinationConfig;
+
+    fn destination(doc: serde_json::Value) -> Destination {
+        serde_json::from_value::<DestinationConfig>(doc).unwrap().validate().unwrap()
+    }
+
+    fn values() -> Values {
+        let mut v = Values::new();
+        v.insert("app_id", MacroValue::Int(42));
+        v.insert("did_win", MacroValue::Bool(true));
+        v.insert("transaction_id", MacroValue::Str("a b&c=d/é".to_owned()));
+        v.insert("revenue_min", MacroValue::Float(0.5));
+        v.insert(
+            "received_at",
+            MacroValue::Time(DateTime::from_timestamp_millis(1_700_000_000_123).unwrap()),
+        );
+        v
+    }
+
+    fn request(render: Render) -> RenderedRequest {
+        match render {
+            Render::Request(r) => r,
+            Render::Skip(m) => panic!("skipped: {m:?}"),
+        }
+    }
+
+    #[test]
+    fn parsing_rejects_unknown_macros_and_unbalanced_braces_and_keeps_escaped_ones() {
+        assert!(
+            matches!(Template::parse("{nope}"), Err(TemplateError::UnknownMacro(name, _)) if name == "nope")
+        );
+        assert_eq!(Template::parse("a{app_id"), Err(TemplateError::Unbalanced(1)));
+        assert_eq!(Template::parse("a}b"), Err(TemplateError::Unbalanced(1)));
+        let literal = Template::parse("{{app_id}}").unwrap();
+        assert_eq!(literal.render(&values(), Formats::default(), str::to_owned).text, "{app_id}");
+    }
+
+    #[test]
+    fn url_values_are_percent_encoded_and_formats_apply() {
+        let d = destination(json!({
+            "name": "n",
+            "url": "https://p.example/a/{transaction_id}?tx={transaction_id}&won={did_win}&at={received_at}&v={revenue_min}",
+            "formats": {"booleans": "one_zero", "timestamps": "unix_millis"}
+        }));
+        assert_eq!(
+            request(render(&d, &values())).url,
+            "https://p.example/a/a%20b%26c%3Dd%2F%C3%A9?tx=a%20b%26c%3Dd%2F%C3%A9&won=1&at=1700000000123&v=0.5"
+        );
+    }
+
+    #[test]
+    fn json_keeps_types_for_whole_macros_and_interpolates_text() {
+        let d = destination(json!({
+            "name": "n", "method": "POST", "url": "https://p.example/",
+            "formats": {"timestamps": "rfc3339"},
+            "body": {"format": "json", "template": {
+                "app": "{app_id}", "won": "{did_win}", "at": "{received_at}", "text": "{app_id}-{did_win}",
+                "missing": "{campaign_id}", "nested": ["{revenue_min}", {"tx": "{transaction_id}"}]
+            }}
+        }));
+        let body: serde_json::Value =
+            serde_json::from_str(&request(render(&d, &values())).body.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"app": 42, "won": true, "at": "2023-11-14T22:13:20.123Z", "text": "42-true",
+                   "missing": null, "nested": [0.5, {"tx": "a b&c=d/é"}]})
+        );
+    }
+
+    #[test]
+    fn the_missing_value_policy_drops_or_skips() {
+        let doc = |missing: &str| {
+            json!({"name": "n", "method": "POST", "url": "https://p.example/?a={app_id}&c={campaign_id}",
+                   "headers": {"X-C": "{campaign_id}"}, "missing": missing,
+                   "body": {"format": "form", "template": "a={app_id}&c={campaign_id}"}})
+        };
+        let empty = request(render(&destination(doc("empty")), &values()));
+        assert_eq!(empty.url, "https://p.example/?a=42&c=");
+        assert_eq!(empty.body.as_deref(), Some("a=42&c="));
+        assert_eq!(empty.headers, vec![("X-C".to_owned(), String::new())]);
+        let dropped = request(render(&destination(doc("drop")), &values()));
+        assert_eq!(dropped.url, "https://p.example/?a=42");
+        assert_eq!(dropped.body.as_deref(), Some("a=42"));
+        assert!(dropped.headers.is_empty());
+        assert_eq!(render(&destination(doc("skip")), &values()), Render::Skip(vec!["campaign_id"]));
+    }
+
+    #[test]
+    fn header_values_lose_control_characters_and_stay_ascii() {
+        let d = destination(
+            json!({"name": "n", "url": "https://p.example/", "headers": {"X-T": "{transaction_id}"}}),
+        );
+        let mut v = values();
+        v.insert("transaction_id", MacroValue::Str("a\r\nInjected: é".to_owned()));
+        assert_eq!(
+            request(render(&d, &v)).headers,
+            vec![("X-T".to_owned(), "aInjected: %C3%A9".to_owned())]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_survives_a_query_parameter(text in "\\PC{0,40}") {
+            let d = destination(json!({"name": "n", "url": "https://p.example/?t={transaction_id}"}));
+            let mut v = values();
+            v.insert("transaction_id", MacroValue::Str(text.clone()));
+            let url = request(render(&d, &v)).url;
+            let query = url.split_once('?').unwrap().1;
+            proptest::prop_assert!(query[2..].bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+            let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            proptest::prop_assert_eq!(decoded, vec![("t".to_owned(), text)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    #[test]
+    fn the_readme_lists_every_macro() {
+        let readme = include_str!("../../README.md");
+        for (name, _) in super::MACROS {
+            assert!(
+                readme.contains(&format!("| `{{{name}}}` |")),
+                "README.md does not list {{{name}}}"
+            );
+        }
+    }
+}
