@@ -13,11 +13,12 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Settings, VerifierKind};
 use crate::dispatch::{DispatchSettings, Dispatcher, HttpSender};
 use crate::http::{self, AppState};
 use crate::ingest::{CommitConfig, Ingestor, commit};
 use crate::schemas::SchemaService;
+use crate::skan::KeySet;
 use crate::store::{self, Backend, ConnectOptions, Store};
 use crate::{apple_keys, telemetry};
 
@@ -56,15 +57,32 @@ pub fn build_dispatcher(
     )))
 }
 
+/// The trusted keys, prepared for the configured verifier and cache; logs what the tables cost.
+fn load_keys(settings: &Settings) -> anyhow::Result<KeySet> {
+    let keys = apple_keys::load(settings.keys.as_deref()).context("loading the trusted key set")?;
+    let started = std::time::Instant::now();
+    let mut keys = settings.verifier.apply(keys);
+    if settings.verifier == VerifierKind::Fast {
+        tracing::info!(
+            keys = keys.keys().len(),
+            table_bytes = keys.table_bytes(),
+            build_ms = started.elapsed().as_millis(),
+            "fixed-key verification tables built"
+        );
+    }
+    if settings.signature_cache > 0 {
+        keys = keys.with_signature_cache(settings.signature_cache);
+    }
+    Ok(keys)
+}
+
 impl App {
     /// Connect, migrate and assemble everything `settings` describe.
     ///
     /// # Errors
     /// When the database, the key set or the settings cannot be used; the message says which.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let keys = Arc::new(
-            apple_keys::load(settings.keys.as_deref()).context("loading the trusted key set")?,
-        );
+        let keys = Arc::new(load_keys(&settings)?);
         let store = store::connect(
             &settings.database_url,
             &ConnectOptions {

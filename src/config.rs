@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// Log format: `pretty` or `json`. Default: pretty.
     #[arg(long, env = "SKAN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Signature verifier: `fast` (precomputed tables for each P-256 key) or `generic` (the
+    /// `p256` crate's). Default: fast.
+    #[arg(long, env = "SKAN_VERIFIER", value_name = "KIND")]
+    pub verifier: Option<VerifierKind>,
+    /// Verification answers remembered so duplicate signatures are not checked again; 0 turns
+    /// the cache off. Default: 100000.
+    #[arg(long, env = "SKAN_SIGNATURE_CACHE", value_name = "N")]
+    pub signature_cache: Option<usize>,
     /// Do not forward postbacks from this receiver (deliveries still queue; another receiver on
     /// the same database sends them).
     #[arg(long, env = "SKAN_NO_DISPATCH", value_parser = clap::builder::FalseyValueParser::new())]
@@ -80,6 +88,28 @@ pub struct ServeArgs {
     /// How often idle dispatch workers look for due deliveries, in milliseconds. Default: 1000.
     #[arg(long, env = "SKAN_DISPATCH_POLL_MS", value_name = "MS")]
     pub dispatch_poll_ms: Option<u64>,
+}
+
+/// Which signature verifier checks P-256 signatures. Both give the same answer on every input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierKind {
+    /// Fixed-key tables built at start-up: several times faster.
+    #[default]
+    Fast,
+    /// The `p256` crate's general verifier.
+    Generic,
+}
+
+impl VerifierKind {
+    /// Prepare `keys` for this verifier.
+    #[must_use]
+    pub fn apply(self, keys: crate::skan::KeySet) -> crate::skan::KeySet {
+        match self {
+            Self::Fast => keys.with_fixed_key_tables(),
+            Self::Generic => keys,
+        }
+    }
 }
 
 /// How logs are written.
@@ -107,6 +137,10 @@ pub struct FileConfig {
     pub keys: Option<PathBuf>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// See `--verifier`.
+    pub verifier: Option<VerifierKind>,
+    /// See `--signature-cache`.
+    pub signature_cache: Option<usize>,
     /// Size and count limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -266,6 +300,10 @@ pub struct Settings {
     pub auth_cache: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Signature verifier.
+    pub verifier: VerifierKind,
+    /// Remembered verification answers (0: none).
+    pub signature_cache: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Whether this receiver sends deliveries.
@@ -359,6 +397,8 @@ impl Settings {
                 args.shutdown_grace_secs.or(file.shutdown.grace_secs).unwrap_or(30),
             ),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            verifier: args.verifier.or(file.verifier).unwrap_or_default(),
+            signature_cache: args.signature_cache.or(file.signature_cache).unwrap_or(100_000),
             dispatch_enabled: !args.no_dispatch && file.dispatch.enabled.unwrap_or(true),
             allow_private_destinations: args.allow_private_destinations
                 || file.dispatch.allow_private_destinations.unwrap_or(false),

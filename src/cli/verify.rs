@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{EXIT_USAGE, print_error};
 use crate::apple_keys;
+use crate::config::VerifierKind;
 use crate::error_body::ErrorBody;
 use crate::input::{Framing, Item, for_each_item};
 use crate::skan::{ConversionValue, KeySet, OutcomeClass, Postback, Protocol, verify};
@@ -20,6 +21,9 @@ pub struct VerifyArgs {
     /// Directory with a `keys.toml` manifest and PEM keys to trust instead of Apple's embedded keys.
     #[arg(long, env = "SKAN_KEYS", value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// Signature verifier: `fast` (fixed-key tables) or `generic`; both answer the same.
+    #[arg(long, env = "SKAN_VERIFIER", value_name = "KIND", default_value = "fast")]
+    pub verifier: VerifierKind,
     /// Files holding one JSON postback, a JSON array of postbacks, or NDJSON; `-` is standard
     /// input (the default).
     #[arg(value_name = "FILE|-", default_value = "-")]
@@ -52,7 +56,7 @@ struct VerifyLine<'a> {
 /// Run `verify`: exit 0 when every postback is valid, 1 when any is not, 2 on unreadable input.
 pub(super) fn run(args: &VerifyArgs) -> ExitCode {
     let keys = match apple_keys::load(args.keys.as_deref()) {
-        Ok(keys) => keys,
+        Ok(keys) => args.verifier.apply(keys),
         Err(err) => {
             print_error(&ErrorBody::new("bad_keys", err.to_string()).with_field("--keys"));
             return ExitCode::from(EXIT_USAGE);

@@ -7,10 +7,13 @@
 //! files is the caller's business: this module only parses text it is handed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 
+use super::fixed_key::FixedKeyVerifier;
+use super::signature_cache::SignatureCache;
 use super::version::{Curve, SkanVersion};
 
 /// A parsed public key on one of the curves Apple uses.
@@ -48,12 +51,17 @@ pub struct AppleKey {
     pub adattributionkit_kids: Vec<String>,
 }
 
-/// The keys a verifier trusts, indexed for lookup by SKAdNetwork version and by JWS `kid`.
+/// The keys a verifier trusts, indexed for lookup by SKAdNetwork version and by JWS `kid`, and
+/// how to check signatures with them: the generic verifier by default, fixed-key tables after
+/// [`KeySet::with_fixed_key_tables`], remembered answers after [`KeySet::with_signature_cache`].
+/// Clones share tables and cache.
 #[derive(Debug, Clone)]
 pub struct KeySet {
     keys: Vec<AppleKey>,
     by_version: HashMap<SkanVersion, usize>,
     by_kid: HashMap<String, usize>,
+    fixed: HashMap<String, Arc<FixedKeyVerifier>>,
+    cache: Option<Arc<SignatureCache>>,
 }
 
 /// Why a key manifest or key file was refused.
@@ -182,7 +190,13 @@ impl KeySet {
         mut read_file: impl FnMut(&str) -> Result<String, String>,
     ) -> Result<Self, KeyError> {
         let manifest: Manifest = toml::from_str(manifest)?;
-        let mut set = Self { keys: Vec::new(), by_version: HashMap::new(), by_kid: HashMap::new() };
+        let mut set = Self {
+            keys: Vec::new(),
+            by_version: HashMap::new(),
+            by_kid: HashMap::new(),
+            fixed: HashMap::new(),
+            cache: None,
+        };
         for entry in manifest.key {
             let pem = read_file(&entry.file)
                 .map_err(|reason| KeyError::Read { file: entry.file.clone(), reason })?;
@@ -256,6 +270,60 @@ impl KeySet {
     #[must_use]
     pub fn keys(&self) -> &[AppleKey] {
         &self.keys
+    }
+
+    /// Build a fixed-key table for every P-256 key (see [`FixedKeyVerifier`]), so verification
+    /// takes the fast path. Tens of milliseconds per key; call once at start-up.
+    #[must_use]
+    pub fn with_fixed_key_tables(mut self) -> Self {
+        for key in &self.keys {
+            if let PublicKey::P256(verifying_key) = &key.key {
+                self.fixed.insert(key.name.clone(), Arc::new(FixedKeyVerifier::new(verifying_key)));
+            }
+        }
+        self
+    }
+
+    /// Bytes held by fixed-key tables, the shared generator table included (0 without tables).
+    #[must_use]
+    pub fn table_bytes(&self) -> usize {
+        if self.fixed.is_empty() {
+            return 0;
+        }
+        FixedKeyVerifier::generator_table_bytes()
+            + self.fixed.values().map(|f| f.table_bytes()).sum::<usize>()
+    }
+
+    /// Remember up to `capacity` verification answers, so duplicates are not verified again.
+    #[must_use]
+    pub fn with_signature_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(Arc::new(SignatureCache::new(capacity)));
+        self
+    }
+
+    /// The signature cache, when there is one.
+    #[must_use]
+    pub fn signature_cache(&self) -> Option<&SignatureCache> {
+        self.cache.as_deref()
+    }
+
+    /// The fixed-key verifier for `key`, when tables were built.
+    pub(super) fn fixed_verifier(&self, key: &AppleKey) -> Option<&FixedKeyVerifier> {
+        self.fixed.get(&key.name).map(Arc::as_ref)
+    }
+
+    /// `check()`'s answer for this key, digest and signature, or the remembered one.
+    pub(super) fn remembered(
+        &self,
+        key: &AppleKey,
+        digest: &[u8],
+        signature: &[u8],
+        check: impl FnOnce() -> bool,
+    ) -> bool {
+        match &self.cache {
+            Some(cache) => cache.get_or_check(&key.name, digest, signature, check),
+            None => check(),
+        }
     }
 }
 

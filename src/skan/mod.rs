@@ -9,10 +9,12 @@
 
 mod adattributionkit;
 mod error;
+mod fixed_key;
 mod json;
 mod keys;
 mod postback;
 mod sign;
+mod signature_cache;
 mod skadnetwork;
 mod timing;
 mod value;
@@ -23,9 +25,11 @@ pub use adattributionkit::{
     AakPayload, AakPostback, ConversionType, InteractionType, Jws, JwsHeader,
 };
 pub use error::{JsonType, ParseError, ParseErrorKind};
+pub use fixed_key::FixedKeyVerifier;
 pub use keys::{AppleKey, KeyError, KeySet, PublicKey};
 pub use postback::{DedupKey, Postback, PostbackBody};
 pub use sign::{PostbackSigner, SignError};
+pub use signature_cache::SignatureCache;
 pub use skadnetwork::{FidelityType, SEPARATOR, SkanPostback, SourceApp};
 pub use timing::{InstallEstimate, day_from_number, day_number, estimate_install};
 pub use value::{CoarseValue, ConversionValue, Protocol, SourceIdentifier};

@@ -9,7 +9,6 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use ecdsa::signature::Verifier as _;
 use ecdsa::signature::hazmat::PrehashVerifier as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -225,7 +224,7 @@ fn verify_skan(skan: &SkanPostback, keys: &KeySet) -> Verification {
     };
     // A known version always has a composition.
     let message = skan.signed_message().unwrap_or_default();
-    let outcome = match verify_der(&key.key, message.as_bytes(), &signature) {
+    let outcome = match verify_der(keys, key, message.as_bytes(), &signature) {
         Ok(true) => Outcome::Valid,
         Ok(false) => Outcome::Invalid(InvalidReason::SignatureMismatch),
         Err(detail) => Outcome::Invalid(InvalidReason::MalformedSignature(detail)),
@@ -265,24 +264,44 @@ fn verify_aak(aak: &AakPostback, keys: &KeySet) -> Verification {
             "an ES256 signature is 64 bytes of R and S, got {} bytes or a zero/oversized scalar",
             signature.len()
         ))),
-        Ok(sig) if verifying_key.verify(aak.jws.signing_input(), &sig).is_ok() => Outcome::Valid,
+        Ok(sig) if verify_p256(keys, key, verifying_key, aak.jws.signing_input(), &sig) => {
+            Outcome::Valid
+        }
         Ok(_) => Outcome::Invalid(InvalidReason::SignatureMismatch),
     };
     Verification::with_key(outcome, key)
 }
 
 /// Verify a DER ECDSA signature over SHA-256(`message`); `Err` when the DER does not parse.
-fn verify_der(key: &PublicKey, message: &[u8], der: &[u8]) -> Result<bool, String> {
+fn verify_der(keys: &KeySet, key: &AppleKey, message: &[u8], der: &[u8]) -> Result<bool, String> {
     let not_der = |err: ecdsa::Error| format!("not a DER ECDSA signature for this curve: {err}");
-    match key {
+    match &key.key {
         PublicKey::P256(vk) => {
             let sig = p256::ecdsa::Signature::from_der(der).map_err(not_der)?;
-            Ok(vk.verify(message, &sig).is_ok())
+            Ok(verify_p256(keys, key, vk, message, &sig))
         }
         PublicKey::P192(vk) => {
             let sig = p192::ecdsa::Signature::from_der(der).map_err(not_der)?;
             let digest = Sha256::digest(message);
-            Ok(vk.verify_prehash(&digest, &sig).is_ok())
+            Ok(keys.remembered(key, &digest, &sig.to_bytes(), || {
+                vk.verify_prehash(&digest, &sig).is_ok()
+            }))
         }
     }
+}
+
+/// ES256 / ECDSA P-256 over SHA-256(`message`): the fixed-key tables when the key set has them,
+/// else `p256`'s verifier; a remembered answer when the signature was seen before.
+fn verify_p256(
+    keys: &KeySet,
+    key: &AppleKey,
+    verifying_key: &p256::ecdsa::VerifyingKey,
+    message: &[u8],
+    signature: &p256::ecdsa::Signature,
+) -> bool {
+    let digest: [u8; 32] = Sha256::digest(message).into();
+    keys.remembered(key, &digest, &signature.to_bytes(), || match keys.fixed_verifier(key) {
+        Some(fixed) => fixed.verify_prehash(&digest, signature),
+        None => verifying_key.verify_prehash(&digest, signature).is_ok(),
+    })
 }

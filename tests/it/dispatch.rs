@@ -378,21 +378,23 @@ async fn a_partner_failing_then_recovering_gets_every_delivery_exactly_once() {
         )
         .await;
         let id = destination["destination"]["id"].as_i64().unwrap();
-        for i in 0..6 {
+        // One at a time, each failure recorded (the breaker counts it before the result is
+        // written) before the next postback arrives.
+        for i in 0..5 {
             post_postback(&app, Spec::new(1, &format!("flaky-{i}")).fine(1).bytes()).await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            eventually(10, "the failure to be recorded", || async {
+                deliveries_of(&app, &admin, id)
+                    .await
+                    .iter()
+                    .filter(|d| d["attempts"] == 1 && d["last_status"] == 503)
+                    .count()
+                    == i + 1
+            })
+            .await;
         }
-        partner.wait_for(10, "five failed first attempts", |s| s.len() == 5).await;
+        post_postback(&app, Spec::new(1, "flaky-5").fine(1).bytes()).await;
+        assert_eq!(partner.seen().len(), 5, "five failed first attempts");
         let now_ms = clock.now().timestamp_millis();
-        eventually(10, "the failures to be recorded", || async {
-            deliveries_of(&app, &admin, id)
-                .await
-                .iter()
-                .filter(|d| d["attempts"] == 1 && d["last_status"] == 503)
-                .count()
-                == 5
-        })
-        .await;
         let deliveries = deliveries_of(&app, &admin, id).await;
         for delivery in deliveries.iter().filter(|d| d["attempts"] == 1) {
             assert_eq!(delivery["state"], "pending");

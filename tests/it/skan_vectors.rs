@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use skan_receiver::skan::{OutcomeClass, Postback, verify};
+use skan_receiver::skan::{Curve, OutcomeClass, Postback, verify};
 
 use crate::helpers::{APPLE_KEYS, APPLE_VECTORS, OWN_VECTORS, TEST_KEYS, all_vectors};
 
@@ -154,4 +154,42 @@ fn every_vector_reports_which_fields_the_signature_covers() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_fast_and_generic_verifiers_and_the_cache_agree_on_every_vector_and_its_tampered_copy() {
+    let mut checked = 0;
+    for (vector, keys) in all_vectors() {
+        let fast = keys.clone().with_fixed_key_tables();
+        let cached = keys.clone().with_fixed_key_tables().with_signature_cache(1000);
+        assert!(fast.table_bytes() > 0 || keys.keys().iter().all(|k| k.key.curve() != Curve::P256));
+        let mut inputs = vec![vector.postback.clone()];
+        for field in ["transaction-id", "source-identifier", "campaign-id", "ad-network-id"] {
+            if let Some(Value::String(text)) = vector.postback.get(field) {
+                let mut tampered = vector.postback.clone();
+                tampered[field] = json!(format!("{text}0"));
+                inputs.push(tampered);
+            }
+        }
+        for input in inputs {
+            let Ok(postback) = Postback::parse(serde_json::to_vec(&input).unwrap()) else {
+                continue;
+            };
+            let generic = verify(&postback, keys);
+            for (label, set) in [("fast", &fast), ("cached", &cached), ("cached again", &cached)] {
+                let other = verify(&postback, set);
+                assert_eq!(
+                    (&other.outcome, &other.key, other.development),
+                    (&generic.outcome, &generic.key, generic.development),
+                    "{label} on {}",
+                    vector.label()
+                );
+            }
+            checked += 1;
+        }
+        let cache = cached.signature_cache().unwrap();
+        let (hits, misses) = cache.hits_and_misses();
+        assert_eq!(hits, misses, "each signature checked once, then remembered");
+    }
+    assert!(checked > 40, "{checked}");
 }

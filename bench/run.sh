@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# One run, one table: P-256 verifications per second per core (OpenSSL, the p256 crate, the
+# fixed-key verifier single and batched), end-to-end ingest over HTTP with durable commit on
+# SQLite and PostgreSQL (throughput, p50/p99, peak RSS, and p99 at half the maximum rate), and
+# report latency over 10 million postbacks.
+#
+#   bench/run.sh                 everything
+#   bench/run.sh --no-reports    skip the report benchmark (its first run builds 10M postbacks)
+#
+# Environment: COUNT (postbacks per ingest run, default 30000), CONCURRENCY (requests in flight,
+# default 64), SKAN_BENCH_POSTGRES_URL (server URL, default postgres://postgres@127.0.0.1:5432;
+# the database skan_bench is dropped and created), SKAN_BENCH_POSTBACKS (report size).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=${COUNT:-30000}
+CONCURRENCY=${CONCURRENCY:-64}
+PG_SERVER=${SKAN_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+REPORTS=1
+[[ "${1:-}" == "--no-reports" ]] && REPORTS=0
+OUT=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+echo "building (release)..." >&2
+cargo build --release --locked --quiet
+BIN=target/release/skan-receiver
+
+# --- signature verification, one core -------------------------------------------------------
+openssl_rate=$(taskset -c 0 openssl speed -seconds 3 ecdsap256 2>/dev/null \
+    | awk '/nistp256/ {print int($NF)}')
+taskset -c 0 cargo bench --locked --quiet --bench ecdsa > "$OUT/ecdsa.txt"
+value() { sed -n "s/^$1=//p" "$OUT/ecdsa.txt"; }
+
+# --- end-to-end ingest -------------------------------------------------------------------------
+port=18080
+wait_ready() {
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "the receiver did not become ready" >&2
+    return 1
+}
+
+# ingest NAME DATABASE_URL: max rate run, then a run at half that rate; fills $OUT/NAME.*
+ingest() {
+    local name=$1 url=$2
+    port=$((port + 1))
+    "$BIN" serve --keys testdata/keys --database-url "$url" --listen "127.0.0.1:$port" \
+        --no-dispatch > "$OUT/$name.log" 2>&1 &
+    local pid=$!
+    wait_ready
+    "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$COUNT" \
+        --concurrency "$CONCURRENCY" --seed 1 > "$OUT/$name.max.json" 2> /dev/null || true
+    local max half
+    max=$(jq -r '.postbacks_per_second' "$OUT/$name.max.json")
+    half=$(jq -rn "$max / 2")
+    "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$((COUNT / 2))" \
+        --concurrency "$CONCURRENCY" --rate "$half" --seed 2 > "$OUT/$name.half.json" 2> /dev/null || true
+    awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status" > "$OUT/$name.rss"
+    kill -TERM "$pid"
+    wait "$pid" 2> /dev/null || true
+}
+
+rm -f "$OUT/bench.db"
+ingest sqlite "sqlite://$OUT/bench.db"
+psql "$PG_SERVER/postgres" -qc "DROP DATABASE IF EXISTS skan_bench" > /dev/null
+psql "$PG_SERVER/postgres" -qc "CREATE DATABASE skan_bench" > /dev/null
+ingest postgres "$PG_SERVER/skan_bench"
+
+# --- report latency ----------------------------------------------------------------------------
+if [[ $REPORTS == 1 ]]; then
+    cargo bench --locked --quiet --bench reports > "$OUT/reports.txt" 2>&1 || true
+fi
+
+# --- the table -------------------------------------------------------------------------------
+ratio() { jq -rn "($1) / ($2) * 100 | round / 100"; }
+single=$(value fixed_single_per_s)
+printf '\nP-256 signature verification, one core (verifications/s)\n'
+printf '  %-34s %10s %10s\n' "verifier" "per second" "x OpenSSL"
+printf '  %-34s %10s %10s\n' "OpenSSL $(openssl version | cut -d' ' -f2) (openssl speed)" "$openssl_rate" "1.00"
+for key in p256_generic_per_s:"p256 crate, generic" fixed_single_per_s:"fixed-key, single" \
+           fixed_batched_per_s:"fixed-key, batches of 64"; do
+    rate=$(value "${key%%:*}")
+    printf '  %-34s %10s %10s\n' "${key#*:}" "$rate" "$(ratio "$rate" "$openssl_rate")"
+done
+printf '  %-34s %10s\n' "tables (generator + one key)" "$(( $(value table_bytes) / 1024 )) KiB, built in $(value table_build_ms) ms"
+
+printf '\nEnd-to-end ingest over HTTP, durable commit, %s postbacks, concurrency %s\n' "$COUNT" "$CONCURRENCY"
+printf '  %-10s %12s %8s %8s %14s %14s %9s %10s\n' "backend" "postbacks/s" "p50 ms" "p99 ms" "p99 @ half ms" "x 2×OpenSSL" "RSS MiB" "failures"
+for name in sqlite postgres; do
+    j="$OUT/$name.max.json"
+    printf '  %-10s %12.0f %8.2f %8.2f %14.2f %14s %9s %10s\n' "$name" \
+        "$(jq -r .postbacks_per_second "$j")" "$(jq -r .latency_ms.p50 "$j")" \
+        "$(jq -r .latency_ms.p99 "$j")" "$(jq -r .latency_ms.p99 "$OUT/$name.half.json")" \
+        "$(ratio "$(jq -r .postbacks_per_second "$j")" "2 * $openssl_rate")" \
+        "$(cat "$OUT/$name.rss")" "$(jq -r '[.failures[]] | add // 0' "$j")"
+done
+printf '  (single postbacks on Apple'"'"'s path, signed with the test keys, --verifier fast)\n'
+
+if [[ $REPORTS == 1 ]]; then
+    sed -n '/^report latency/,$p' "$OUT/reports.txt" | sed 's/^/  /'
+fi
