@@ -162,6 +162,25 @@ impl CopyRow {
     }
 }
 
+/// Bind parameters per statement stay under SQLite's limit (32766) and PostgreSQL's (65535).
+const MAX_BINDS_PER_STATEMENT: usize = 30_000;
+
+/// Rows of `binds_per_row` parameters that fit one statement (at most 500).
+fn rows_per_statement(binds_per_row: usize) -> usize {
+    (MAX_BINDS_PER_STATEMENT / binds_per_row).clamp(1, 500)
+}
+
+/// `INSERT INTO t (columns) ` of a single-row upsert, to append many rows of values to.
+fn upsert_head<D: Database>(upsert: &str) -> QueryBuilder<D> {
+    let head = upsert.split_once(" VALUES (").map_or(upsert, |(head, _)| head);
+    QueryBuilder::new(format!("{head} "))
+}
+
+/// The ` ON CONFLICT ...` clause of a single-row upsert.
+fn upsert_tail(upsert: &str) -> &str {
+    upsert.find(" ON CONFLICT").map_or("", |at| &upsert[at..])
+}
+
 /// Aggregate and cube changes of one transaction, merged by key and applied in key order (a
 /// fixed lock order, so concurrent PostgreSQL writers cannot deadlock on these rows).
 #[derive(Default)]
@@ -588,52 +607,77 @@ where
         tx: &mut Transaction<'static, DB>,
         deltas: Deltas,
     ) -> Result<(), StoreError> {
-        for (key, (postbacks, mismatch)) in deltas.aggregates {
-            if postbacks != 0 || mismatch != 0 {
-                Self::bind_aggregate(sqlx::query(UPSERT_AGGREGATE), &key)
-                    .bind(postbacks)
-                    .bind(mismatch)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+        // Many rows per statement: each statement is a round trip to the database (on SQLite, to
+        // its worker thread), and a group touches a few rows per postback.
+        let aggregates: Vec<_> =
+            deltas.aggregates.iter().filter(|(_, (p, m))| *p != 0 || *m != 0).collect();
+        for chunk in aggregates.chunks(rows_per_statement(19)) {
+            let mut q = upsert_head(UPSERT_AGGREGATE);
+            q.push_values(chunk, |mut row, (key, (postbacks, mismatch))| {
+                row.push_bind(key.app_id)
+                    .push_bind(key.arrival_day)
+                    .push_bind(key.install_day)
+                    .push_bind(key.ad_network_id.as_str())
+                    .push_bind(key.source_identifier.as_str())
+                    .push_bind(key.campaign_id)
+                    .push_bind(key.protocol.as_str())
+                    .push_bind(key.version.as_str())
+                    .push_bind(key.window)
+                    .push_bind(key.interaction.as_str())
+                    .push_bind(key.conversion_type.as_str())
+                    .push_bind(key.did_win)
+                    .push_bind(key.development)
+                    .push_bind(key.fine_value)
+                    .push_bind(key.coarse_value.as_str())
+                    .push_bind(key.tier_hint)
+                    .push_bind(key.outcome.as_str())
+                    .push_bind(*postbacks)
+                    .push_bind(*mismatch);
+            });
+            q.push(upsert_tail(UPSERT_AGGREGATE));
+            q.build().execute(&mut **tx).await?;
         }
-        for (key, counts) in deltas.cube {
-            if counts.iter().all(|c| *c == 0) {
-                continue;
-            }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(cube::UPSERT.as_str()))
-                .bind(key.app_id)
-                .bind(key.date_kind)
-                .bind(key.day)
-                .bind(key.install_day)
-                .bind(key.ad_network_id.as_str())
-                .bind(key.window)
-                .bind(key.did_win)
-                .bind(key.conversion_type.as_str())
-                .bind(key.development)
-                .bind(key.tier_hint)
-                .bind(key.outcome.as_str());
-            for count in counts {
-                query = query.bind(count);
-            }
-            query.execute(&mut **tx).await?;
+        let cells: Vec<_> =
+            deltas.cube.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
+        for chunk in cells.chunks(rows_per_statement(11 + cube::COUNTS)) {
+            let mut q = upsert_head(&cube::UPSERT);
+            q.push_values(chunk, |mut row, (key, counts)| {
+                row.push_bind(key.app_id)
+                    .push_bind(key.date_kind)
+                    .push_bind(key.day)
+                    .push_bind(key.install_day)
+                    .push_bind(key.ad_network_id.as_str())
+                    .push_bind(key.window)
+                    .push_bind(key.did_win)
+                    .push_bind(key.conversion_type.as_str())
+                    .push_bind(key.development)
+                    .push_bind(key.tier_hint)
+                    .push_bind(key.outcome.as_str());
+                for count in counts.iter() {
+                    row.push_bind(*count);
+                }
+            });
+            q.push(upsert_tail(&cube::UPSERT));
+            q.build().execute(&mut **tx).await?;
         }
-        for (key, counts) in deltas.totals {
-            if counts.iter().all(|c| *c == 0) {
-                continue;
-            }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(totals::UPSERT.as_str()))
-                .bind(key.app_id)
-                .bind(key.date_kind)
-                .bind(key.day)
-                .bind(key.install_day)
-                .bind(key.ad_network_id.as_str())
-                .bind(key.window)
-                .bind(key.development);
-            for count in counts {
-                query = query.bind(count);
-            }
-            query.execute(&mut **tx).await?;
+        let cells: Vec<_> =
+            deltas.totals.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
+        for chunk in cells.chunks(rows_per_statement(7 + totals::COUNTS)) {
+            let mut q = upsert_head(&totals::UPSERT);
+            q.push_values(chunk, |mut row, (key, counts)| {
+                row.push_bind(key.app_id)
+                    .push_bind(key.date_kind)
+                    .push_bind(key.day)
+                    .push_bind(key.install_day)
+                    .push_bind(key.ad_network_id.as_str())
+                    .push_bind(key.window)
+                    .push_bind(key.development);
+                for count in counts.iter() {
+                    row.push_bind(*count);
+                }
+            });
+            q.push(upsert_tail(&totals::UPSERT));
+            q.build().execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -939,30 +983,6 @@ where
             .bind(p.install_from_ms)
             .bind(p.install_to_ms)
             .bind(p.install_day)
-    }
-
-    fn bind_aggregate<'q>(
-        query: sqlx::query::Query<'q, DB, DB::Arguments>,
-        key: &'q AggregateKey,
-    ) -> sqlx::query::Query<'q, DB, DB::Arguments> {
-        query
-            .bind(key.app_id)
-            .bind(key.arrival_day)
-            .bind(key.install_day)
-            .bind(key.ad_network_id.as_str())
-            .bind(key.source_identifier.as_str())
-            .bind(key.campaign_id)
-            .bind(key.protocol.as_str())
-            .bind(key.version.as_str())
-            .bind(key.window)
-            .bind(key.interaction.as_str())
-            .bind(key.conversion_type.as_str())
-            .bind(key.did_win)
-            .bind(key.development)
-            .bind(key.fine_value)
-            .bind(key.coarse_value.as_str())
-            .bind(key.tier_hint)
-            .bind(key.outcome.as_str())
     }
 
     async fn update_on_copy(
