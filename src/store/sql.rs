@@ -162,12 +162,23 @@ impl CopyRow {
     }
 }
 
-/// Bind parameters per statement stay under SQLite's limit (32766) and PostgreSQL's (65535).
-const MAX_BINDS_PER_STATEMENT: usize = 30_000;
+/// Rows per multi-row statement. Only these few shapes occur, so each is prepared once and
+/// reused from the statement cache (a shape per row count would make every group's statements new
+/// to the database: planned again on PostgreSQL, held in memory on both). 128 rows of the widest
+/// table bind 10,368 parameters, well under SQLite's 32,766 and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: [usize; 4] = [128, 32, 8, 1];
 
-/// Rows of `binds_per_row` parameters that fit one statement (at most 500).
-fn rows_per_statement(binds_per_row: usize) -> usize {
-    (MAX_BINDS_PER_STATEMENT / binds_per_row).clamp(1, 500)
+/// `rows` cut into pieces of the sizes in [`ROWS_PER_STATEMENT`], largest first.
+fn in_statement_sized_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    for size in ROWS_PER_STATEMENT {
+        while rows.len() >= size {
+            let (chunk, rest) = rows.split_at(size);
+            chunks.push(chunk);
+            rows = rest;
+        }
+    }
+    chunks
 }
 
 /// `INSERT INTO t (columns) ` of a single-row upsert, to append many rows of values to.
@@ -611,7 +622,7 @@ where
         // its worker thread), and a group touches a few rows per postback.
         let aggregates: Vec<_> =
             deltas.aggregates.iter().filter(|(_, (p, m))| *p != 0 || *m != 0).collect();
-        for chunk in aggregates.chunks(rows_per_statement(19)) {
+        for chunk in in_statement_sized_chunks(&aggregates) {
             let mut q = upsert_head(UPSERT_AGGREGATE);
             q.push_values(chunk, |mut row, (key, (postbacks, mismatch))| {
                 row.push_bind(key.app_id)
@@ -639,7 +650,7 @@ where
         }
         let cells: Vec<_> =
             deltas.cube.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
-        for chunk in cells.chunks(rows_per_statement(11 + cube::COUNTS)) {
+        for chunk in in_statement_sized_chunks(&cells) {
             let mut q = upsert_head(&cube::UPSERT);
             q.push_values(chunk, |mut row, (key, counts)| {
                 row.push_bind(key.app_id)
@@ -662,7 +673,7 @@ where
         }
         let cells: Vec<_> =
             deltas.totals.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
-        for chunk in cells.chunks(rows_per_statement(7 + totals::COUNTS)) {
+        for chunk in in_statement_sized_chunks(&cells) {
             let mut q = upsert_head(&totals::UPSERT);
             q.push_values(chunk, |mut row, (key, counts)| {
                 row.push_bind(key.app_id)
@@ -1220,3 +1231,20 @@ macro_rules! impl_store {
     };
 }
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_cut_into_the_few_statement_sizes_in_order() {
+        for n in [0usize, 1, 7, 8, 9, 63, 64, 130, 1000] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks = in_statement_sized_chunks(&rows);
+            assert!(chunks.iter().all(|c| ROWS_PER_STATEMENT.contains(&c.len())), "{n}");
+            let joined: Vec<usize> = chunks.concat();
+            assert_eq!(joined, rows, "every row once, in order");
+            assert!(chunks.len() <= n / 128 + 3 + 3 + 7, "{n}: {} statements", chunks.len());
+        }
+    }
+}
