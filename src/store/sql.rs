@@ -162,6 +162,11 @@ impl CopyRow {
     }
 }
 
+/// A receipt written with the group's new postbacks: item index, receipt, postback id, result,
+/// error.
+type FreshReceipt<'a> =
+    (usize, &'a ReceiptInput, Option<i64>, ReceiptResult, Option<&'a ErrorBody>);
+
 /// Rows per multi-row statement. Only these few shapes occur, so each is prepared once and
 /// reused from the statement cache (a shape per row count would make every group's statements new
 /// to the database: planned again on PostgreSQL, held in memory on both). 128 rows of the widest
@@ -333,17 +338,70 @@ where
         let mut outcomes = vec![None; items.len()];
         let mut deltas = Deltas::default();
         let mut stored = Vec::new();
-        for i in order {
-            let outcome = Self::record_one(&mut tx, &items[i], &mut deltas).await?;
-            if let (
-                RecordOutcome::Accepted { postback_id, .. }
-                | RecordOutcome::Quarantined { postback_id, repeat: false, .. },
-                IngestItem::Checked { receipt, postback },
-            ) = (outcome, &items[i])
-            {
-                stored.push((postback_id, postback.as_ref(), receipt.received_at_ms));
+
+        // New postbacks first, many per statement: the first copy of each identity in the group.
+        let mut seen = std::collections::HashSet::new();
+        let firsts: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| match &items[i] {
+                IngestItem::Checked { postback, .. } => seen.insert(postback.identity_key.as_str()),
+                IngestItem::Rejected { .. } => false,
+            })
+            .collect();
+        let mut is_first = vec![false; items.len()];
+        for &i in &firsts {
+            is_first[i] = true;
+        }
+        let inserted = Self::insert_postbacks(&mut tx, items, &firsts).await?;
+
+        // Their receipts and those of rejected items, many per statement, before any copy's.
+        let mut fresh = Vec::new();
+        for &i in &order {
+            match &items[i] {
+                IngestItem::Rejected { receipt, error } => {
+                    fresh.push((i, receipt, None, ReceiptResult::Rejected, Some(error)));
+                }
+                IngestItem::Checked { receipt, postback } => {
+                    if let Some(&id) = inserted.get(postback.identity_key.as_str())
+                        && is_first[i]
+                    {
+                        let result = receipt_result_for(postback.outcome);
+                        fresh.push((i, receipt, Some(id), result, None));
+                    }
+                }
             }
-            outcomes[i] = Some(outcome);
+        }
+        let receipt_ids = Self::insert_receipts(&mut tx, &fresh).await?;
+        for (&(i, receipt, postback_id, _, _), receipt_id) in fresh.iter().zip(receipt_ids) {
+            outcomes[i] = Some(match (&items[i], postback_id) {
+                (IngestItem::Checked { postback, .. }, Some(postback_id)) => {
+                    deltas.add(AggregateKey::of(postback), 1, 0);
+                    stored.push((postback_id, postback.as_ref(), receipt.received_at_ms));
+                    if postback.outcome == OutcomeClass::Valid {
+                        RecordOutcome::Accepted { postback_id, receipt_id }
+                    } else {
+                        RecordOutcome::Quarantined {
+                            postback_id,
+                            receipt_id,
+                            outcome: postback.outcome,
+                            repeat: false,
+                        }
+                    }
+                }
+                _ => RecordOutcome::Rejected { receipt_id },
+            });
+        }
+
+        // Copies of stored postbacks (earlier, or earlier in this group), one at a time.
+        for &i in &order {
+            if outcomes[i].is_some() {
+                continue;
+            }
+            if let IngestItem::Checked { receipt, postback } = &items[i] {
+                outcomes[i] =
+                    Some(Self::record_copy(&mut tx, receipt, postback, &mut deltas).await?);
+            }
         }
         Self::apply_deltas(&mut tx, deltas).await?;
         // The outbox: deliveries commit with their postbacks or not at all.
@@ -855,41 +913,14 @@ where
     }
 
     /// Record one item inside the batch transaction.
-    async fn record_one(
+    /// A postback whose identity is stored already: reconcile the values, count it once, keep
+    /// the receipt.
+    async fn record_copy(
         tx: &mut Transaction<'static, DB>,
-        item: &IngestItem,
+        receipt: &ReceiptInput,
+        postback: &NewPostback,
         deltas: &mut Deltas,
     ) -> Result<RecordOutcome, StoreError> {
-        let (receipt, postback) = match item {
-            IngestItem::Rejected { receipt, error } => {
-                let receipt_id =
-                    Self::insert_receipt(tx, receipt, None, ReceiptResult::Rejected, Some(error))
-                        .await?;
-                return Ok(RecordOutcome::Rejected { receipt_id });
-            }
-            IngestItem::Checked { receipt, postback } => (receipt, postback.as_ref()),
-        };
-        let inserted: Option<(i64,)> =
-            Self::bind_postback(sqlx::query_as(INSERT_POSTBACK), postback, receipt)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some((postback_id,)) = inserted {
-            deltas.add(AggregateKey::of(postback), 1, 0);
-            let result = receipt_result_for(postback.outcome);
-            let receipt_id =
-                Self::insert_receipt(tx, receipt, Some(postback_id), result, None).await?;
-            return Ok(if postback.outcome == OutcomeClass::Valid {
-                RecordOutcome::Accepted { postback_id, receipt_id }
-            } else {
-                RecordOutcome::Quarantined {
-                    postback_id,
-                    receipt_id,
-                    outcome: postback.outcome,
-                    repeat: false,
-                }
-            });
-        }
-
         // Another copy is stored already (committed earlier, or earlier in this very batch).
         let stored: CopyRow = sqlx::query_as(SELECT_FOR_COPY)
             .bind(postback.identity_key.as_str())
@@ -957,43 +988,90 @@ where
         Ok(RecordOutcome::Duplicate { postback_id: stored.id, receipt_id, comparison })
     }
 
-    fn bind_postback<'q, O>(
-        query: sqlx::query::QueryAs<'q, DB, O, DB::Arguments>,
-        p: &'q NewPostback,
-        receipt: &'q ReceiptInput,
-    ) -> sqlx::query::QueryAs<'q, DB, O, DB::Arguments> {
-        query
-            .bind(p.identity_key.as_str())
-            .bind(p.dedup_key.as_str())
-            .bind(p.protocol.as_str())
-            .bind(p.version.as_deref())
-            .bind(p.ad_network_id.as_str())
-            .bind(p.app_id)
-            .bind(p.transaction_id.as_str())
-            .bind(p.source_identifier.as_deref())
-            .bind(p.campaign_id)
-            .bind(p.source_app_id)
-            .bind(p.source_domain.as_deref())
-            .bind(p.window)
-            .bind(p.did_win)
-            .bind(p.conversion_type.as_deref())
-            .bind(p.fidelity_type)
-            .bind(p.values.interaction.map(InteractionType::as_str))
-            .bind(p.values.fine_value.map(i64::from))
-            .bind(p.values.coarse_value.map(CoarseValue::as_str))
-            .bind(p.tier_hint)
-            .bind(p.country_code.as_deref())
-            .bind(p.outcome.as_str())
-            .bind(p.reason_code.as_deref())
-            .bind(p.reason_message.as_deref())
-            .bind(p.development)
-            .bind(p.key_name.as_deref())
-            .bind(receipt.channel.as_str())
-            .bind(receipt.received_at_ms)
-            .bind(p.arrival_day)
-            .bind(p.install_from_ms)
-            .bind(p.install_to_ms)
-            .bind(p.install_day)
+    /// Insert the postbacks at `indexes` (distinct identities), many per statement; the ids of
+    /// those that were new, by identity key.
+    async fn insert_postbacks(
+        tx: &mut Transaction<'static, DB>,
+        items: &[IngestItem],
+        indexes: &[usize],
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows: Vec<(&NewPostback, &ReceiptInput)> = indexes
+            .iter()
+            .filter_map(|&i| match &items[i] {
+                IngestItem::Checked { receipt, postback } => Some((postback.as_ref(), receipt)),
+                IngestItem::Rejected { .. } => None,
+            })
+            .collect();
+        let mut inserted = std::collections::HashMap::new();
+        for chunk in in_statement_sized_chunks(&rows) {
+            let mut q = upsert_head(INSERT_POSTBACK);
+            q.push_values(chunk, |mut row, (p, receipt)| {
+                row.push_bind(p.identity_key.as_str())
+                    .push_bind(p.dedup_key.as_str())
+                    .push_bind(p.protocol.as_str())
+                    .push_bind(p.version.as_deref())
+                    .push_bind(p.ad_network_id.as_str())
+                    .push_bind(p.app_id)
+                    .push_bind(p.transaction_id.as_str())
+                    .push_bind(p.source_identifier.as_deref())
+                    .push_bind(p.campaign_id)
+                    .push_bind(p.source_app_id)
+                    .push_bind(p.source_domain.as_deref())
+                    .push_bind(p.window)
+                    .push_bind(p.did_win)
+                    .push_bind(p.conversion_type.as_deref())
+                    .push_bind(p.fidelity_type)
+                    .push_bind(p.values.interaction.map(InteractionType::as_str))
+                    .push_bind(p.values.fine_value.map(i64::from))
+                    .push_bind(p.values.coarse_value.map(CoarseValue::as_str))
+                    .push_bind(p.tier_hint)
+                    .push_bind(p.country_code.as_deref())
+                    .push_bind(p.outcome.as_str())
+                    .push_bind(p.reason_code.as_deref())
+                    .push_bind(p.reason_message.as_deref())
+                    .push_bind(p.development)
+                    .push_bind(p.key_name.as_deref())
+                    .push_bind(receipt.channel.as_str())
+                    .push_bind(receipt.received_at_ms)
+                    .push_bind(p.arrival_day)
+                    .push_bind(p.install_from_ms)
+                    .push_bind(p.install_to_ms)
+                    .push_bind(p.install_day);
+            });
+            q.push(" ON CONFLICT (identity_key) DO NOTHING RETURNING id, identity_key");
+            let returned: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+            inserted.extend(returned.into_iter().map(|(id, key)| (key, id)));
+        }
+        Ok(inserted)
+    }
+
+    /// Insert receipts, many per statement; their ids in the order given. A statement inserts
+    /// its rows in the order of its values, each taking the next id, so the ids sorted
+    /// ascending line up with the rows.
+    async fn insert_receipts(
+        tx: &mut Transaction<'static, DB>,
+        receipts: &[FreshReceipt<'_>],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(receipts.len());
+        for chunk in in_statement_sized_chunks(receipts) {
+            let mut q = upsert_head(INSERT_RECEIPT);
+            q.push_values(chunk, |mut row, (_, receipt, postback_id, result, error)| {
+                row.push_bind(*postback_id)
+                    .push_bind(receipt.received_at_ms)
+                    .push_bind(receipt.channel.as_str())
+                    .push_bind(receipt.source_name.as_deref())
+                    .push_bind(result.as_str())
+                    .push_bind(error.map(|e| e.code.as_str()))
+                    .push_bind(error.and_then(|e| e.field.as_deref()))
+                    .push_bind(error.map(|e| e.message.as_str()))
+                    .push_bind(receipt.raw.as_ref());
+            });
+            q.push(" RETURNING id");
+            let mut returned: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+            returned.sort_unstable();
+            ids.extend(returned.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
     }
 
     async fn update_on_copy(

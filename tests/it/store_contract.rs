@@ -444,3 +444,59 @@ async fn schema_versions_are_numbered_per_app_even_under_concurrent_writers() {
         assert!(service.apply_if_changed(2, schema, None, "config", None).await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
+    use crate::helpers::{Spec, TEST_KEYS};
+    for (store, _db) in stores().await {
+        let prepare = |raw: Vec<u8>, at_ms: i64| {
+            prepare_item(&TEST_KEYS, 65536, Bytes::from(raw), Channel::Apple, None, at_ms)
+        };
+        // 150 new postbacks (more than one statement's worth), copies of three of them after
+        // their originals, and two rejected items, interleaved.
+        let mut raws: Vec<Vec<u8>> = (0..150)
+            .map(|i| Spec::new(1 + i % 3, &format!("mixed-{i}")).fine(i as u8 % 64).bytes())
+            .collect();
+        raws.insert(40, raws[3].clone());
+        raws.insert(90, b"{\"version\": 4}".to_vec());
+        raws.insert(100, raws[60].clone());
+        raws.push(raws[149].clone());
+        raws.insert(7, b"not json".to_vec());
+        let items: Vec<IngestItem> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| prepare(raw.clone(), 1_000 + i as i64))
+            .collect();
+        let outcomes = store.record(&items).await.unwrap();
+        assert_eq!(outcomes.len(), raws.len());
+
+        let mut receipt_ids = std::collections::HashSet::new();
+        let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+        for (raw, outcome) in raws.iter().zip(&outcomes) {
+            let (postback_id, receipt_id) = match *outcome {
+                RecordOutcome::Accepted { postback_id, receipt_id } => {
+                    accepted += 1;
+                    (postback_id, receipt_id)
+                }
+                RecordOutcome::Duplicate { postback_id, receipt_id, .. } => {
+                    duplicates += 1;
+                    (postback_id, receipt_id)
+                }
+                RecordOutcome::Rejected { receipt_id } => {
+                    rejected += 1;
+                    assert!(receipt_ids.insert(receipt_id));
+                    continue;
+                }
+                RecordOutcome::Quarantined { .. } => panic!("{outcome:?}"),
+            };
+            assert!(receipt_ids.insert(receipt_id), "receipt ids are distinct");
+            let receipts = store.receipts(postback_id).await.unwrap();
+            let mine = receipts.iter().find(|r| r.id == receipt_id).expect("its receipt");
+            assert_eq!(&mine.raw, raw, "the receipt holds this item's bytes");
+            let stored = store.postback(postback_id).await.unwrap().unwrap();
+            assert_eq!(receipts[0].result, "accepted", "the original's receipt comes first");
+            assert_eq!(stored.receipt_count as usize, receipts.len());
+        }
+        assert_eq!((accepted, duplicates, rejected), (150, 3, 2));
+    }
+}
