@@ -169,6 +169,11 @@ impl Ingestor {
             )
             .increment(1);
         }
+        if let Some(cache) = self.keys.signature_cache() {
+            let (hits, misses) = cache.hits_and_misses();
+            metrics::counter!("skan_signature_cache_total", "result" => "hit").absolute(hits);
+            metrics::counter!("skan_signature_cache_total", "result" => "miss").absolute(misses);
+        }
         Ok(results)
     }
 }

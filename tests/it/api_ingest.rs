@@ -337,8 +337,11 @@ async fn readiness_and_metrics_report_the_service() {
             app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
         assert_eq!(ready["status"], "ready");
         app.post_apple(body(&APPLE_VECTORS[1].postback)).await;
+        // A retry of the same postback: its signature answer is remembered.
+        app.post_apple(body(&APPLE_VECTORS[1].postback)).await;
         let metrics =
             app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("skan_signature_cache_total{result=\"hit\"}"), "{metrics}");
         assert!(
             metrics.contains("skan_postbacks_total{protocol=\"skadnetwork\",version=\"4.0\""),
             "{metrics}"
