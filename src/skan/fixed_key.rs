@@ -38,25 +38,39 @@ const WINDOWS: usize = 257_usize.div_ceil(WINDOW_BITS);
 /// Entries per row: the digit magnitudes 1..=2^(W-1).
 const ROW: usize = 1 << (WINDOW_BITS - 1);
 
-/// `p - n` as big-endian bytes: when `r < p - n`, `r + n` is a field element too and is the other
-/// x-coordinate that reduces to `r` mod n.
-const P_MINUS_N: [u8; 32] = {
-    let mut bytes = [0u8; 32];
-    let low: u128 = 0x4319_0553_58e8_617b_0c46_3535_d039_cdaa;
-    let low = low.to_be_bytes();
-    let mut i = 0;
-    while i < 16 {
-        bytes[16 + i] = low[i];
-        i += 1;
-    }
-    bytes
-};
+/// The field prime `p` as big-endian bytes.
+const PRIME: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+];
 
 /// The group order `n` as big-endian bytes.
 const ORDER: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 ];
+
+/// `p - n`: when `r < p - n`, `r + n` is a field element too and is the other x-coordinate that
+/// reduces to `r` mod n.
+const P_MINUS_N: [u8; 32] = subtract_big_endian(&PRIME, &ORDER);
+
+/// `a - b` for `a ≥ b`, big-endian bytes, at compile time.
+const fn subtract_big_endian(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    let mut i = 32;
+    while i > 0 {
+        i -= 1;
+        let mut digit = a[i] as i16 - b[i] as i16 - borrow;
+        borrow = 0;
+        if digit < 0 {
+            digit += 256;
+            borrow = 1;
+        }
+        out[i] = digit as u8;
+    }
+    out
+}
 
 #[derive(Clone, Copy)]
 struct Affine {
@@ -340,6 +354,25 @@ mod tests {
     }
 
     #[test]
+    fn the_curve_constants_are_p256s() {
+        let minus_one = |mut bytes: [u8; 32]| {
+            bytes[31] -= 1; // both constants end in a non-zero byte
+            bytes
+        };
+        assert_eq!(<[u8; 32]>::from((-Scalar::ONE).to_repr()), minus_one(ORDER), "n - 1");
+        assert_eq!(<[u8; 32]>::from((-FieldElement::ONE).to_repr()), minus_one(PRIME), "p - 1");
+        // p - n, worked out independently: 0x4319055358e8617b0c46353d039cdaae.
+        assert_eq!(&P_MINUS_N[..16], &[0u8; 16]);
+        assert_eq!(
+            u128::from_be_bytes(P_MINUS_N[16..].try_into().unwrap()),
+            0x4319_0553_58e8_617b_0c46_353d_039c_daae
+        );
+        let n = field_element(&FieldBytes::from(ORDER));
+        let p_minus_n = field_element(&FieldBytes::from(P_MINUS_N));
+        assert_eq!(n + p_minus_n, FieldElement::ZERO, "n + (p - n) = p ≡ 0");
+    }
+
+    #[test]
     fn signed_digits_sum_back_to_the_scalar() {
         let two_w = Scalar::from(1u64 << WINDOW_BITS);
         for bytes in [[0u8; 32], [0xff; 32], [0x80; 32], ORDER, P_MINUS_N] {
@@ -501,38 +534,46 @@ mod tests {
             "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
         )));
         let n = field_element(&FieldBytes::from(ORDER));
-        let mut checked = 0;
-        for t in 0u64..64 {
-            if checked == 8 {
-                break;
+        // Just above n (small r) and just below p (r just below p - n, the edge of the range).
+        for (family, x_of) in [
+            ("x = n + t", Box::new(|t: u64| n + FieldElement::from(t)) as Box<dyn Fn(u64) -> _>),
+            ("x = p - 1 - t", Box::new(|t: u64| -FieldElement::from(t + 1))),
+        ] {
+            let mut checked = 0;
+            for t in 0u64..64 {
+                if checked == 4 {
+                    break;
+                }
+                let x: FieldElement = x_of(t);
+                let y_squared = x.square() * x - x.double() - x + b;
+                let Some(y) = Option::<FieldElement>::from(y_squared.sqrt()) else { continue };
+                let point = Option::<AffinePoint>::from(AffinePoint::from_coordinates(
+                    &x.to_repr(),
+                    &y.to_repr(),
+                ))
+                .expect("on the curve");
+                let r = Scalar::reduce(&x.to_repr());
+                assert!(r.to_repr().as_slice() < P_MINUS_N.as_slice(), "{family}");
+                let z = Scalar::from(5u64 + t);
+                // s = 1: u1 = z, u2 = r.
+                let q = (ProjectivePoint::from(point) - ProjectivePoint::GENERATOR * z)
+                    * r.invert_vartime().unwrap();
+                let key = VerifyingKey::from_affine(q.to_affine()).expect("not the identity");
+                let fixed = FixedKeyVerifier::new(&key);
+                let digest: [u8; 32] = z.to_repr().into();
+                let signature =
+                    Signature::from_scalars(r.to_repr(), Scalar::ONE.to_repr()).unwrap();
+                use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+                assert!(key.verify_prehash(&digest, &signature).is_ok(), "{family}: generic");
+                assert!(fixed.verify_prehash(&digest, &signature), "{family}: ours");
+                let wrong =
+                    Signature::from_scalars((r + Scalar::ONE).to_repr(), Scalar::ONE.to_repr())
+                        .unwrap();
+                assert!(!fixed.verify_prehash(&digest, &wrong), "{family}");
+                checked += 1;
             }
-            let x = n + FieldElement::from(t);
-            let y_squared = x.square() * x - x.double() - x + b;
-            let Some(y) = Option::<FieldElement>::from(y_squared.sqrt()) else { continue };
-            let point = Option::<AffinePoint>::from(AffinePoint::from_coordinates(
-                &x.to_repr(),
-                &y.to_repr(),
-            ))
-            .expect("on the curve");
-            let r = Scalar::reduce(&x.to_repr());
-            assert!(r.to_repr().as_slice() < P_MINUS_N.as_slice());
-            let z = Scalar::from(5u64 + t);
-            // s = 1: u1 = z, u2 = r.
-            let q = (ProjectivePoint::from(point) - ProjectivePoint::GENERATOR * z)
-                * r.invert_vartime().unwrap();
-            let key = VerifyingKey::from_affine(q.to_affine()).expect("not the identity");
-            let fixed = FixedKeyVerifier::new(&key);
-            let digest: [u8; 32] = z.to_repr().into();
-            let signature = Signature::from_scalars(r.to_repr(), Scalar::ONE.to_repr()).unwrap();
-            use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
-            assert!(key.verify_prehash(&digest, &signature).is_ok(), "generic accepts");
-            assert!(fixed.verify_prehash(&digest, &signature), "ours accepts");
-            let wrong = Signature::from_scalars((r + Scalar::ONE).to_repr(), Scalar::ONE.to_repr())
-                .unwrap();
-            assert!(!fixed.verify_prehash(&digest, &wrong));
-            checked += 1;
+            assert_eq!(checked, 4, "{family}: about half of all x have a y");
         }
-        assert_eq!(checked, 8, "about half of all x have a y");
     }
 
     fn hex_bytes(hex: &str) -> [u8; 32] {
