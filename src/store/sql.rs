@@ -770,13 +770,26 @@ where
         }
     }
 
-    /// Report rows from the cube: one row per group with every value's count, expanded back into
-    /// one aggregate row per value.
-    async fn cube_rows(&self, s: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError> {
+    /// `FROM table WHERE ...` for a summary table (cube or totals): the app, the date kind, the
+    /// day range and the filters both tables can answer.
+    fn push_summary_selection(q: &mut QueryBuilder<DB>, table: &str, s: &ReportSelection) {
         let kind = match s.date_type {
             DateType::Arrival => "arrival",
             DateType::Install => "install",
         };
+        q.push(format!(" FROM {table} WHERE app_id = ")).push_bind(s.app_id);
+        q.push(" AND date_kind = ").push_bind(kind);
+        q.push(" AND day >= ").push_bind(s.from_day);
+        q.push(" AND day <= ").push_bind(s.to_day);
+        let f = &s.filters;
+        Self::push_in(q, "ad_network_id", &f.ad_network_id);
+        Self::push_windows(q, &f.window);
+        Self::push_bool(q, "development", &f.development);
+    }
+
+    /// Report rows from the cube: one row per group with every value's count, expanded back into
+    /// one aggregate row per value.
+    async fn cube_rows(&self, s: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError> {
         let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
         q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
         q.push(", ");
@@ -784,15 +797,9 @@ where
         q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
         q.push(", conversion_window, did_win, conversion_type, tier_hint, outcome, ");
         q.push(cube::SUMS.as_str());
-        q.push(" FROM report_cube WHERE app_id = ").push_bind(s.app_id);
-        q.push(" AND date_kind = ").push_bind(kind);
-        q.push(" AND day >= ").push_bind(s.from_day);
-        q.push(" AND day <= ").push_bind(s.to_day);
+        Self::push_summary_selection(&mut q, "report_cube", s);
         let f = &s.filters;
-        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
-        Self::push_windows(&mut q, &f.window);
         Self::push_bool(&mut q, "did_win", &f.did_win);
-        Self::push_bool(&mut q, "development", &f.development);
         Self::push_redownload(&mut q, &f.redownload);
         q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9");
         let rows = q.build().fetch_all(&self.pool).await?;
@@ -829,10 +836,6 @@ where
 
     /// Report rows from the totals table.
     async fn totals_rows(&self, s: &ReportSelection) -> Result<Vec<TotalsRow>, StoreError> {
-        let kind = match s.date_type {
-            DateType::Arrival => "arrival",
-            DateType::Install => "install",
-        };
         let mut q = QueryBuilder::<DB>::new("SELECT ");
         q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
         q.push(", ");
@@ -840,14 +843,7 @@ where
         q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
         q.push(", conversion_window, ");
         q.push(totals::SUMS.as_str());
-        q.push(" FROM report_totals WHERE app_id = ").push_bind(s.app_id);
-        q.push(" AND date_kind = ").push_bind(kind);
-        q.push(" AND day >= ").push_bind(s.from_day);
-        q.push(" AND day <= ").push_bind(s.to_day);
-        let f = &s.filters;
-        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
-        Self::push_windows(&mut q, &f.window);
-        Self::push_bool(&mut q, "development", &f.development);
+        Self::push_summary_selection(&mut q, "report_totals", s);
         q.push(" GROUP BY 1, 2, 3, 4");
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
