@@ -36,6 +36,16 @@ pub enum SchemaError {
     Store(#[from] StoreError),
 }
 
+/// A draft compared with the version in effect.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DraftDiff {
+    /// The version compared against; null when the app has none in effect.
+    pub against_version: Option<i64>,
+    /// What the draft changes.
+    #[serde(flatten)]
+    pub diff: SchemaDiff,
+}
+
 /// A schema version as shown to users.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SchemaVersionView {
@@ -206,6 +216,23 @@ impl SchemaService {
     pub async fn diff(&self, app_id: i64, from: i64, to: i64) -> Result<SchemaDiff, SchemaError> {
         let (a, b) = (self.version(app_id, from).await?, self.version(app_id, to).await?);
         Ok(diff(&compile(a.schema)?, &compile(b.schema)?))
+    }
+
+    /// What a draft would change against the version in effect now (against an empty schema
+    /// when none is in effect).
+    ///
+    /// # Errors
+    /// [`SchemaError::Invalid`] for a draft with errors; store errors.
+    pub async fn diff_draft(&self, app_id: i64, draft: Schema) -> Result<DraftDiff, SchemaError> {
+        let draft = compile(draft)?;
+        let (against_version, before) = match self.current(app_id).await {
+            Ok(current) => (Some(current.version), compile(current.schema)?),
+            Err(SchemaError::NotFound(_)) => {
+                (None, compile(Schema { currency: None, windows: Vec::new() })?)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(DraftDiff { against_version, diff: diff(&before, &draft) })
     }
 
     /// Every version of an app, compiled, for decoding.

@@ -60,6 +60,22 @@ impl Breaker {
     pub fn is_open(&self) -> bool {
         self.open_until_ms.is_some()
     }
+
+    /// `closed`, `open` or `probing`, as shown to operators.
+    #[must_use]
+    pub fn state_name(&self) -> &'static str {
+        match (self.open_until_ms, self.probing) {
+            (None, _) => "closed",
+            (Some(_), true) => "probing",
+            (Some(_), false) => "open",
+        }
+    }
+
+    /// While open, when the pause ends (unix ms).
+    #[must_use]
+    pub fn open_until_ms(&self) -> Option<i64> {
+        self.open_until_ms
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,26 @@ pub struct DestinationView {
     pub created_at_ms: i64,
     /// Last change, unix ms.
     pub updated_at_ms: i64,
+    /// Queue and breaker, in lists and single reads (absent in answers to changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<DestinationHealth>,
+}
+
+/// How a destination's deliveries stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DestinationHealth {
+    /// Deliveries waiting to be sent (first attempts and retries).
+    pub pending: i64,
+    /// Creation of the oldest pending delivery, unix ms.
+    pub oldest_pending_ms: Option<i64>,
+    /// Dead letters, waiting for a retry or replay.
+    pub dead: i64,
+    /// This receiver's circuit breaker: `closed` (sending), `open` (pausing after failures) or
+    /// `probing` (one request out to see whether the partner is back). Each receiver keeps its
+    /// own.
+    pub breaker: String,
+    /// While open: when the next probe may go, unix ms.
+    pub breaker_open_until_ms: Option<i64>,
 }
 
 /// A new destination, with its generated secret shown this once.
@@ -100,7 +120,36 @@ impl Dispatcher {
     /// # Errors
     /// Database failures; a stored document that no longer parses.
     pub async fn destinations(&self) -> Result<Vec<DestinationView>, DispatchError> {
-        self.store.list_destinations().await?.iter().map(view).collect()
+        let stats = self.store.queue_stats().await?;
+        self.store
+            .list_destinations()
+            .await?
+            .iter()
+            .map(|stored| Ok(self.with_health(view(stored)?, &stats)))
+            .collect()
+    }
+
+    fn with_health(
+        &self,
+        mut view: DestinationView,
+        stats: &[crate::store::QueueStats],
+    ) -> DestinationView {
+        let queue = stats.iter().find(|s| s.destination_id == view.id);
+        let breaker = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&view.id)
+            .copied()
+            .unwrap_or_default();
+        view.health = Some(DestinationHealth {
+            pending: queue.map_or(0, |q| q.pending),
+            oldest_pending_ms: queue.and_then(|q| q.oldest_pending_ms),
+            dead: queue.map_or(0, |q| q.dead),
+            breaker: breaker.state_name().to_owned(),
+            breaker_open_until_ms: breaker.open_until_ms(),
+        });
+        view
     }
 
     /// One destination.
@@ -108,7 +157,8 @@ impl Dispatcher {
     /// # Errors
     /// [`DispatchError::NotFound`]; database failures.
     pub async fn destination(&self, id: i64) -> Result<DestinationView, DispatchError> {
-        view(&self.stored_destination(id).await?)
+        let stats = self.store.queue_stats().await?;
+        Ok(self.with_health(view(&self.stored_destination(id).await?)?, &stats))
     }
 
     /// One destination, by name.
@@ -484,6 +534,7 @@ fn view(stored: &StoredDestination) -> Result<DestinationView, DispatchError> {
         failing_since_ms: stored.failing_since_ms,
         created_at_ms: stored.created_at_ms,
         updated_at_ms: stored.updated_at_ms,
+        health: None,
     })
 }
 

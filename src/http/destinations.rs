@@ -195,6 +195,8 @@ pub(crate) async fn replay_destination(
 pub(crate) struct DeliveryParams {
     /// Destination id.
     destination: Option<i64>,
+    /// Only deliveries of this postback.
+    postback_id: Option<i64>,
     /// `pending`, `delivered`, `dead` or `skipped`.
     state: Option<String>,
     /// Created at or after (RFC 3339 or YYYY-MM-DD).
@@ -248,6 +250,7 @@ pub(crate) async fn list_deliveries(
         .transpose()?;
     let query = DeliveryQuery {
         destination_id: params.destination,
+        postback_id: params.postback_id,
         state: delivery_state,
         since_ms: params.since.as_deref().map(|s| parse_time(s, "since")).transpose()?,
         before_id: params.cursor,

@@ -168,6 +168,23 @@ pub struct BodyLimit(pub usize);
 pub trait RequiredRole: Send + Sync {
     /// The role.
     const ROLE: Role;
+
+    /// Whether a key with `role` may pass.
+    #[must_use]
+    fn admits(role: Role) -> bool {
+        role.allows(Self::ROLE)
+    }
+}
+
+/// Any valid key, whatever its role (for a key to learn what it may do).
+#[derive(Debug)]
+pub struct AnyRole;
+impl RequiredRole for AnyRole {
+    const ROLE: Role = Role::Ingest;
+
+    fn admits(_: Role) -> bool {
+        true
+    }
 }
 
 /// Requires the `ingest` role.
@@ -228,7 +245,7 @@ impl<R: RequiredRole> FromRequestParts<AppState> for Auth<R> {
                     .with_field("Authorization"),
             ));
         };
-        if !key.role.allows(R::ROLE) {
+        if !R::admits(key.role) {
             return Err(ApiError::Forbidden(ErrorBody::new(
                 "forbidden",
                 format!(

@@ -1,6 +1,7 @@
 //! HTTP: routing, shared state and middleware. Handlers only translate between HTTP and one
 //! application call; everything else lives in `ingest`, `store` and the pure modules.
 
+mod console;
 mod destinations;
 pub mod error;
 pub mod extract;
@@ -8,6 +9,7 @@ mod health;
 mod postbacks;
 mod reports;
 mod schemas;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +28,11 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use console::{CONTENT_SECURITY_POLICY, ConsoleFiles};
 pub use destinations::DeliveryPage;
 pub use postbacks::{InstallInterval, PostbackDetail, PostbackPage, SubmitResponse, Summary};
 pub use schemas::{Generated, InvalidSchemaBody};
+pub use session::SessionView;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
@@ -116,6 +120,9 @@ pub fn routes(
         .routes(routes!(schemas::get_schema_version))
         .routes(routes!(schemas::diff_schema_versions))
         .routes(routes!(schemas::validate_schema))
+        .routes(routes!(schemas::diff_draft))
+        .routes(routes!(session::get_session))
+        .routes(routes!(session::list_apps))
         .routes(routes!(schemas::simulate_schema))
         .routes(routes!(schemas::generate_schema))
         .routes(routes!(reports::get_report))
@@ -144,6 +151,10 @@ pub fn routes(
 pub fn router(routes: axum::Router<AppState>, state: AppState) -> axum::Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
+        .route("/", axum::routing::get(console::root))
+        .route("/ui", axum::routing::get(|| async { axum::response::Redirect::permanent("/ui/") }))
+        .route("/ui/", axum::routing::get(console::index))
+        .route("/ui/{*path}", axum::routing::get(console::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

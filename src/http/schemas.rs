@@ -12,7 +12,7 @@ use super::extract::{Auth, EditorRole, Json, Path, ViewerRole};
 use crate::error_body::ErrorBody;
 use crate::report::{self, ReportQuery, Simulation};
 use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
-use crate::schemas::{Applied, SchemaError, SchemaVersionView};
+use crate::schemas::{Applied, DraftDiff, SchemaError, SchemaVersionView};
 use crate::store::DateType;
 
 impl From<SchemaError> for ApiError {
@@ -196,6 +196,29 @@ pub(crate) async fn diff_schema_versions(
     Path((app_id, n, m)): Path<(i64, i64, i64)>,
 ) -> Result<Json<SchemaDiff>, ApiError> {
     Ok(Json(state.schemas.diff(app(app_id)?, n, m).await?))
+}
+
+/// What a draft changes against the version in effect now, value by value (the review before
+/// saving). Nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app_id}/schema/diff",
+    tag = "schemas",
+    security(("api_key" = [])),
+    params(("app_id" = i64, Path, description = "App Store ID")),
+    request_body = ValidateRequest,
+    responses(
+        (status = 200, body = DraftDiff),
+        (status = 422, description = "The draft has errors", body = InvalidSchemaBody),
+    )
+)]
+pub(crate) async fn diff_draft(
+    State(state): State<AppState>,
+    _auth: Auth<ViewerRole>,
+    Path(app_id): Path<i64>,
+    Json(request): Json<ValidateRequest>,
+) -> Result<Json<DraftDiff>, ApiError> {
+    Ok(Json(state.schemas.diff_draft(app(app_id)?, request.schema).await?))
 }
 
 /// Check a draft schema without storing it.

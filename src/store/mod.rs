@@ -731,6 +731,19 @@ pub struct ApiKey {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// An app the receiver knows: the days its postbacks arrived on and its schema versions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AppSummary {
+    /// App Store ID.
+    pub app_id: i64,
+    /// First arrival day of a postback (UTC), when any arrived.
+    pub first_arrival_day: Option<chrono::NaiveDate>,
+    /// Last arrival day of a postback (UTC), when any arrived.
+    pub last_arrival_day: Option<chrono::NaiveDate>,
+    /// Schema versions stored (0: none yet).
+    pub schema_versions: i64,
+}
+
 /// Storage operations.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -796,6 +809,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Whether anything (postbacks or a schema) is known about this app.
     async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError>;
+
+    /// Every app with postbacks or a schema, by App Store ID.
+    async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
 
     /// Store a new destination; a taken name is [`StoreError::Duplicate`].
     async fn create_destination(

@@ -270,6 +270,8 @@ pub struct StoredAttempt {
 pub struct DeliveryQuery {
     /// Only this destination.
     pub destination_id: Option<i64>,
+    /// Only deliveries of this postback.
+    pub postback_id: Option<i64>,
     /// Only this state.
     pub state: Option<DeliveryState>,
     /// Created at or after, unix ms.
@@ -336,6 +338,8 @@ pub struct QueueStats {
     pub pending: i64,
     /// Creation time of the oldest pending delivery, unix ms.
     pub oldest_pending_ms: Option<i64>,
+    /// Dead letters: deliveries that gave up, waiting for a retry or replay.
+    pub dead: i64,
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, enabled, config, disabled_reason, disabled_at, \
@@ -818,6 +822,9 @@ where
         if let Some(id) = filter.destination_id {
             q.push(" AND destination_id = ").push_bind(id);
         }
+        if let Some(id) = filter.postback_id {
+            q.push(" AND postback_id = ").push_bind(id);
+        }
         if let Some(state) = filter.state {
             q.push(" AND state = ").push_bind(state.as_str());
         }
@@ -973,8 +980,12 @@ where
 
     pub(crate) async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         let rows = sqlx::query(
-            "SELECT destination_id, COUNT(*), MIN(created_at) FROM deliveries \
-             WHERE state = 'pending' GROUP BY destination_id ORDER BY destination_id",
+            "SELECT destination_id, \
+                    SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), \
+                    MIN(CASE WHEN state = 'pending' THEN created_at END), \
+                    SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) \
+             FROM deliveries WHERE state IN ('pending', 'dead') \
+             GROUP BY destination_id ORDER BY destination_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -984,6 +995,7 @@ where
                     destination_id: row.try_get(0)?,
                     pending: row.try_get(1)?,
                     oldest_pending_ms: row.try_get(2)?,
+                    dead: row.try_get(3)?,
                 })
             })
             .collect()

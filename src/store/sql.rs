@@ -886,6 +886,37 @@ where
         }
     }
 
+    pub(crate) async fn list_apps(&self) -> Result<Vec<super::AppSummary>, StoreError> {
+        let days: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT app_id, MIN(day), MAX(day) FROM report_totals WHERE date_kind = 'arrival' \
+             GROUP BY app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let versions: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT app_id, CAST(COUNT(*) AS BIGINT) FROM schema_versions GROUP BY app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut apps: std::collections::BTreeMap<i64, super::AppSummary> =
+            std::collections::BTreeMap::new();
+        let blank = |app_id| super::AppSummary {
+            app_id,
+            first_arrival_day: None,
+            last_arrival_day: None,
+            schema_versions: 0,
+        };
+        for (app_id, first, last) in days {
+            let app = apps.entry(app_id).or_insert_with(|| blank(app_id));
+            app.first_arrival_day = Some(crate::skan::day_from_number(first));
+            app.last_arrival_day = Some(crate::skan::day_from_number(last));
+        }
+        for (app_id, count) in versions {
+            apps.entry(app_id).or_insert_with(|| blank(app_id)).schema_versions = count;
+        }
+        Ok(apps.into_values().collect())
+    }
+
     pub(crate) async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError> {
         let found: Option<(i64,)> = sqlx::query_as(
             "SELECT app_id FROM aggregates WHERE app_id = $1 \
@@ -1206,6 +1237,11 @@ macro_rules! impl_store {
             }
             async fn app_exists(&self, app_id: i64) -> Result<bool, $crate::store::StoreError> {
                 Self::app_exists(self, app_id).await
+            }
+            async fn list_apps(
+                &self,
+            ) -> Result<Vec<$crate::store::AppSummary>, $crate::store::StoreError> {
+                Self::list_apps(self).await
             }
             async fn create_destination(
                 &self,

@@ -3,8 +3,10 @@
 mod api_ingest;
 mod api_reports;
 mod api_schemas;
+mod browser;
 mod cli_service;
 mod cli_verify;
+mod console;
 mod dispatch;
 mod fixture;
 mod helpers;
