@@ -185,6 +185,7 @@ async fn an_editor_edits_a_range_by_keyboard_reviews_simulates_and_saves_and_the
     b.wait(".schema-grid [data-value='9'][aria-invalid=true]").await;
     b.wait_text(".validation-summary", "1 error").await;
     b.wait_text(".findings .finding.error", "9").await;
+    b.check_screen("schema-validation").await;
     focus_cell(&b, 9).await;
     b.press(&[Key::Enter]).await;
     b.wait_text(".edit-panel button", "Unmap").await.click().await.unwrap();
@@ -205,6 +206,7 @@ async fn an_editor_edits_a_range_by_keyboard_reviews_simulates_and_saves_and_the
     b.wait_text(".simulation caption", "As stored versions decode it").await;
     b.wait_text(".simulation caption", "Under the draft").await;
     b.wait_text(".simulation .deltas", "revenue (mid) +").await;
+    b.js("document.querySelector('.simulate').scrollIntoView(); return 0;").await;
     b.check_screen("schema-simulate").await;
 
     b.wait_text(".save-form button", "Save as a new version").await.click().await.unwrap();

@@ -96,4 +96,6 @@ function App() {
   return html`<${Shell} session=${session} onSignOut=${() => { apiKey.clear(); setSession(null); setReason('Signed out.'); }} />`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -142,16 +142,16 @@ function ReportTable({ report, completeFrom }) {
     }
     return list;
   }, [report, sort]);
-  const header = (key, label) => {
+  const header = (key, label, dim) => {
     const active = sort.key === key;
-    return html`<th scope="col" aria-sort=${active ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
+    return html`<th scope="col" class=${dim ? 'dim' : ''} aria-sort=${active ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
       <button type="button" class="sort" onClick=${() => setSort({ key, desc: active ? !sort.desc : true })}>${label}<span aria-hidden="true">${active ? (sort.desc ? ' ▼' : ' ▲') : ''}</span></button></th>`;
   };
   const stillArriving = (row) => completeFrom && row.group.day && row.group.day >= completeFrom;
   return html`<div class="table-scroll" tabindex="0" role="region" aria-label="Report rows">
     <table class="report">
       <caption>${fmt.int(report.rows.length)} rows · ${report.from} to ${report.to} by ${report.date_type} date</caption>
-      <thead><tr>${dims.length ? dims.map((d) => header(d, d.replace(/_/g, ' '))) : html`<td></td>`}${METRICS.map(([k, l]) => header(k, l))}</tr></thead>
+      <thead><tr>${dims.length ? dims.map((d) => header(d, d.replace(/_/g, ' '), true)) : html`<td></td>`}${METRICS.map(([k, l]) => header(k, l))}</tr></thead>
       <tbody>${!dims.length ? '' : html`
         ${rows.map((row) => html`<tr class=${stillArriving(row) ? 'arriving' : ''}>
           ${dims.map((d, i) => html`<th scope="row" class=${i ? 'sub' : ''}>${groupText(row.group[d])}${d === 'day' && stillArriving(row) ? html` <span class="badge">still arriving</span>` : ''}</th>`)}

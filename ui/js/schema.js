@@ -240,15 +240,15 @@ function SimulateResult({ result }) {
   const rev = (m) => (m && m.revenue[0] ? m.revenue[0].mid : null);
   const mapped = (m) => (m ? m.decoded.mapped : null);
   const events = (m) => (m ? m.events.map((e) => `${e.name} ${e.postbacks}`).join(', ') || '–' : '–');
-  const table = (title, pick) => html`<div class="table-scroll"><table class="sim">
+  const table = (title, pick, draftSide) => html`<div class="table-scroll"><table class="sim">
     <caption>${title}</caption>
-    <thead><tr>${dims.map((d) => html`<th scope="col">${d}</th>`)}<th scope="col">Mapped</th><th scope="col">Revenue (mid)</th><th scope="col">Events</th></tr></thead>
-    <tbody>${rows.map(([cur, dr]) => { const m = pick(cur, dr); return html`<tr>${dims.map((d) => html`<th scope="row">${m && m.group ? String(m.group[d] ?? '(none)') : ''}</th>`)}<td>${fmt.int(mapped(m))}</td><td>${rev(m) === null ? '–' : fmt.money(rev(m))}</td><td>${events(m)}</td></tr>`; })}
-      <tr class="total"><th scope="row" colspan=${Math.max(1, dims.length)}>Totals</th>${(() => { const m = pick(result.current.totals, result.draft.totals); return html`<td>${fmt.int(mapped(m))}</td><td>${rev(m) === null ? '–' : fmt.money(rev(m))}</td><td>${events(m)}</td>`; })()}</tr>
+    <thead><tr>${dims.map((d) => html`<th scope="col" class="dim">${d.replace(/_/g, ' ')}</th>`)}<th scope="col">Mapped</th><th scope="col">Revenue (mid)</th>${draftSide ? html`<th scope="col">Change</th>` : ''}${dims.includes('event') ? '' : html`<th scope="col" class="dim">Events</th>`}</tr></thead>
+    <tbody>${rows.map(([cur, dr]) => { const m = pick(cur, dr); return html`<tr>${dims.map((d) => html`<th scope="row">${String(cur.group[d] ?? '(none)')}</th>`)}<td>${fmt.int(mapped(m))}</td><td>${rev(m) === null ? '–' : fmt.money(rev(m))}</td>${draftSide ? html`<td>${fmt.delta(rev(cur), rev(dr))}</td>` : ''}${dims.includes('event') ? '' : html`<td class="text">${events(m)}</td>`}</tr>`; })}
+      <tr class="total"><th scope="row" colspan=${Math.max(1, dims.length)}>Totals</th>${(() => { const m = pick(result.current.totals, result.draft.totals); return html`<td>${fmt.int(mapped(m))}</td><td>${rev(m) === null ? '–' : fmt.money(rev(m))}</td>${draftSide ? html`<td>${fmt.delta(rev(result.current.totals), rev(result.draft.totals))}</td>` : ''}${dims.includes('event') ? '' : html`<td class="text">${events(m)}</td>`}`; })()}</tr>
     </tbody></table></div>`;
   return html`<div class="simulation" aria-live="polite">
-    ${table('As stored versions decode it', (c) => c)}
-    ${table('Under the draft', (c, d) => d)}
+    ${table('As stored versions decode it', (c) => c, false)}
+    ${table('Under the draft', (c, d) => d, true)}
     <p class="deltas"><strong>Change with the draft:</strong> revenue (mid) ${fmt.delta(rev(result.current.totals), rev(result.draft.totals))},
       mapped postbacks ${fmt.delta(mapped(result.current.totals), mapped(result.draft.totals))}.</p>
   </div>`;
