@@ -15,7 +15,7 @@ const FINE_0: usize = 3;
 /// Index of `coarse_low`.
 const COARSE_LOW: usize = 67;
 
-const KEY_COLUMNS: [&str; 11] = [
+const KEY_COLUMNS: [&str; 12] = [
     "app_id",
     "date_kind",
     "day",
@@ -27,6 +27,7 @@ const KEY_COLUMNS: [&str; 11] = [
     "development",
     "tier_hint",
     "outcome",
+    "mismatched",
 ];
 
 fn count_columns() -> Vec<String> {
@@ -77,16 +78,18 @@ pub(crate) struct CubeKey {
     pub(crate) development: bool,
     pub(crate) tier_hint: i64,
     pub(crate) outcome: String,
+    /// Rows of postbacks flagged `unsigned_mismatch`, kept apart so that every value's own
+    /// mismatch count survives the value dimension being turned into columns.
+    pub(crate) mismatched: bool,
 }
 
 /// The cube's count columns for one row.
 pub(crate) type Counts = [i64; COUNTS];
 
-/// Where an aggregate's counts go in the cube: one row per date kind, one value cell.
-pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(CubeKey, Counts); 2] {
-    let mut counts = [0; COUNTS];
-    counts[0] = postbacks;
-    counts[1] = mismatch;
+/// Where an aggregate's counts go in the cube: per date kind, the unflagged postbacks in one row
+/// and the mismatched ones in another, each in its value's cell. Cells with nothing to add are
+/// left out.
+pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> Vec<(CubeKey, Counts)> {
     let cell = match (usize::try_from(key.fine_value), key.coarse_value.as_str()) {
         (Ok(v), _) if v < 64 => FINE_0 + v,
         (_, "low") => COARSE_LOW,
@@ -94,8 +97,14 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Cube
         (_, "high") => COARSE_LOW + 2,
         _ => NO_VALUE,
     };
-    counts[cell] = postbacks;
-    let row = |date_kind: &'static str, day: i64| CubeKey {
+    let counts_of = |n: i64, flagged: bool| {
+        let mut counts = [0; COUNTS];
+        counts[0] = n;
+        counts[1] = if flagged { n } else { 0 };
+        counts[cell] = n;
+        counts
+    };
+    let row = |date_kind: &'static str, day: i64, mismatched: bool| CubeKey {
         app_id: key.app_id,
         date_kind,
         day,
@@ -107,15 +116,27 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Cube
         development: key.development,
         tier_hint: key.tier_hint,
         outcome: key.outcome.clone(),
+        mismatched,
     };
-    [(row("arrival", key.arrival_day), counts), (row("install", key.install_day), counts)]
+    let mut out = Vec::with_capacity(4);
+    for (date_kind, day) in [("arrival", key.arrival_day), ("install", key.install_day)] {
+        for (n, flagged) in [(postbacks - mismatch, false), (mismatch, true)] {
+            if n != 0 {
+                out.push((row(date_kind, day, flagged), counts_of(n, flagged)));
+            }
+        }
+    }
+    out
 }
 
 /// Turn a grouped cube row back into aggregate rows, one per value with a count, so reports
-/// measure both sources with the same code.
-pub(crate) fn expand(template: &AggregateKey, counts: &Counts) -> Vec<super::AggregateRow> {
+/// measure both sources with the same code. In a `mismatched` row every postback is flagged.
+pub(crate) fn expand(
+    template: &AggregateKey,
+    counts: &Counts,
+    mismatched: bool,
+) -> Vec<super::AggregateRow> {
     let mut rows = Vec::new();
-    let mut mismatch = counts[1];
     let mut push = |fine_value: i64, coarse_value: &str, postbacks: i64| {
         if postbacks == 0 {
             return;
@@ -126,7 +147,7 @@ pub(crate) fn expand(template: &AggregateKey, counts: &Counts) -> Vec<super::Agg
         rows.push(super::AggregateRow {
             key,
             postbacks,
-            unsigned_mismatch: std::mem::take(&mut mismatch),
+            unsigned_mismatch: if mismatched { postbacks } else { 0 },
         });
     };
     push(-1, "", counts[NO_VALUE]);
@@ -146,6 +167,6 @@ mod tests {
     #[test]
     fn the_generated_upsert_names_every_column_once() {
         assert_eq!(UPSERT.matches("excluded.").count(), COUNTS);
-        assert!(UPSERT.contains("$81)"), "11 key and 70 count placeholders");
+        assert!(UPSERT.contains("$82)"), "12 key and 70 count placeholders");
     }
 }

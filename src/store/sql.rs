@@ -170,7 +170,7 @@ type FreshReceipt<'a> =
 /// Rows per multi-row statement. Only these few shapes occur, so each is prepared once and
 /// reused from the statement cache (a shape per row count would make every group's statements new
 /// to the database: planned again on PostgreSQL, held in memory on both). 128 rows of the widest
-/// table bind 10,368 parameters, well under SQLite's 32,766 and PostgreSQL's 65,535.
+/// table (the cube, 82 columns) bind 10,496 parameters, well under SQLite's 32,766 and PostgreSQL's 65,535.
 const ROWS_PER_STATEMENT: [usize; 4] = [128, 32, 8, 1];
 
 /// `rows` cut into pieces of the sizes in [`ROWS_PER_STATEMENT`], largest first.
@@ -721,7 +721,8 @@ where
                     .push_bind(key.conversion_type.as_str())
                     .push_bind(key.development)
                     .push_bind(key.tier_hint)
-                    .push_bind(key.outcome.as_str());
+                    .push_bind(key.outcome.as_str())
+                    .push_bind(key.mismatched);
                 for count in counts.iter() {
                     row.push_bind(*count);
                 }
@@ -795,13 +796,13 @@ where
         q.push(", ");
         Self::push_install_day(&mut q, s, "install_day");
         q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
-        q.push(", conversion_window, did_win, conversion_type, tier_hint, outcome, ");
+        q.push(", conversion_window, did_win, conversion_type, tier_hint, outcome, mismatched, ");
         q.push(cube::SUMS.as_str());
         Self::push_summary_selection(&mut q, "report_cube", s);
         let f = &s.filters;
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_redownload(&mut q, &f.redownload);
-        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9");
+        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10");
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for row in rows {
@@ -825,11 +826,12 @@ where
                 tier_hint: row.try_get(7)?,
                 outcome: row.try_get(8)?,
             };
+            let mismatched: bool = row.try_get(9)?;
             let mut counts = [0i64; cube::COUNTS];
             for (i, count) in counts.iter_mut().enumerate() {
-                *count = row.try_get(9 + i)?;
+                *count = row.try_get(10 + i)?;
             }
-            out.extend(cube::expand(&template, &counts));
+            out.extend(cube::expand(&template, &counts, mismatched));
         }
         Ok(out)
     }

@@ -460,3 +460,65 @@ async fn the_three_report_sources_give_identical_reports() {
         f.app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
+    use skan_receiver::report::{ReportQuery, assemble, selection};
+    use skan_receiver::schemas::SchemaService;
+    use skan_receiver::store::ReportSource;
+    for db in each_backend().await {
+        let clock = Arc::new(ManualClock::new("2026-11-01T00:00:00Z".parse().unwrap()));
+        let app = TestApp::spawn_with_clock(&db, Arc::clone(&clock)).await;
+        crate::fixture::ingest_mismatch(&app, &clock).await;
+        let viewer = app.key(Role::Viewer).await;
+        let range = "app_id=779&from=2026-11-01&to=2026-11-30&date_type=arrival";
+        for shape in ["group_by=coarse_value", "group_by=window,coarse_value"] {
+            let (status, report) =
+                app.get_json(&viewer, &format!("/v1/reports?{range}&{shape}")).await;
+            assert_eq!(status, 200, "{report}");
+            let by_value: Vec<(Value, i64, i64)> = report["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["group"]["coarse_value"].clone(),
+                        r["postbacks"].as_i64().unwrap(),
+                        r["unsigned_mismatch"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                by_value,
+                vec![(Value::Null, 1, 0), (json!("low"), 1, 1), (json!("medium"), 1, 0)],
+                "{shape}"
+            );
+            assert_eq!(report["totals"]["unsigned_mismatch"], 1);
+        }
+        // Every table gives the same rows for the value shapes.
+        let schemas =
+            SchemaService::new(Arc::clone(&app.store), Arc::new(skan_receiver::clock::SystemClock));
+        let history = schemas.history(779).await.unwrap();
+        for shape in
+            ["&group_by=coarse_value", "&group_by=window,coarse_value", "&group_by=event", ""]
+        {
+            let text = format!("{range}{shape}");
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let query = ReportQuery::parse(&pairs).unwrap();
+            let mut reports = Vec::new();
+            for source in [ReportSource::Aggregates, ReportSource::ValueCube] {
+                let mut chosen = selection(&query, &history);
+                chosen.source = source;
+                reports.push(assemble(
+                    &query,
+                    &history,
+                    &app.store.report_rows(&chosen).await.unwrap(),
+                ));
+            }
+            assert_eq!(reports[0], reports[1], "{text}");
+        }
+        app.stop().await;
+    }
+}

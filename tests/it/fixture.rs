@@ -105,3 +105,33 @@ pub(crate) async fn ingest_extra(app: &TestApp, clock: &ManualClock) {
         (Some("accepted"), Some(true))
     );
 }
+
+/// App 779: three window-1 postbacks from Apple with no value, `low` and `medium`, and a
+/// forwarded copy of the `low` one that says `high`: that postback is flagged `unsigned_mismatch`
+/// and keeps Apple's `low`.
+pub(crate) const MISMATCH_APP: u64 = 779;
+
+pub(crate) async fn ingest_mismatch(app: &TestApp, clock: &ManualClock) {
+    clock.set("2026-11-12T12:00:00Z".parse().unwrap());
+    let window_1 = |tx: &str| Spec { window: 1, source: "34", ..Spec::new(MISMATCH_APP, tx) };
+    let low = window_1("mm-low").coarse(1, CoarseValue::Low).bytes();
+    for body in [
+        window_1("mm-null").bytes(),
+        low.clone(),
+        window_1("mm-medium").coarse(1, CoarseValue::Medium).bytes(),
+    ] {
+        let result: Value = app.post_apple(body).await.json().await.unwrap();
+        assert_eq!(result["result"], "accepted", "{result}");
+    }
+    let mut forwarded: Value = serde_json::from_slice(&low).unwrap();
+    forwarded["coarse-conversion-value"] = json!("high");
+    let key = app.key(skan_receiver::store::Role::Ingest).await;
+    let answer: Value = app
+        .post_network(&key, "application/json", serde_json::to_vec(&forwarded).unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["results"][0]["result"], "duplicate", "{answer}");
+    assert_eq!(answer["results"][0]["unsigned_mismatch"], true, "{answer}");
+}
