@@ -1,6 +1,7 @@
 //! `skan-receiver import`: backfill archives through the same pipeline as `/v1/postbacks`.
 //!
-//! Files hold NDJSON or a JSON array (optionally gzip-compressed, detected by content). They are
+//! Files hold NDJSON or a JSON array (optionally gzip-compressed, detected by content) of bare
+//! postbacks or backfill envelopes, which keep each postback's original arrival time. They are
 //! streamed in chunks: a reader thread splits postbacks while the ingest pipeline verifies and
 //! commits the previous chunk. Running it twice is safe: the second run counts duplicates.
 
@@ -22,9 +23,9 @@ use crate::clock::SystemClock;
 use crate::config::{DatabaseArgs, Settings};
 use crate::error_body::ErrorBody;
 use crate::http::Summary;
-use crate::ingest::{CommitConfig, Ingestor, commit};
+use crate::ingest::{Arrival, CommitConfig, Ingestor, commit, envelope};
 use crate::input::{Framing, Item, for_each_item};
-use crate::store::{self, Backend, Channel, ConnectOptions};
+use crate::store::{self, Backend, Channel, ConnectOptions, ReceiptResult};
 
 /// Arguments of `import`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +43,10 @@ pub struct ImportArgs {
     /// Name recorded as the source of the receipts.
     #[arg(long, default_value = "import")]
     pub source: String,
+    /// Arrival time of bare postbacks (those not in a backfill envelope): `NOW` (default) or an
+    /// RFC 3339 time. Envelopes carry their own.
+    #[arg(long, value_name = "NOW|RFC3339")]
+    pub received_at: Option<String>,
     /// Postbacks per ingest call.
     #[arg(long, default_value_t = 2000)]
     pub chunk: usize,
@@ -56,8 +61,41 @@ struct ImportSummary {
     postbacks: usize,
     #[serde(flatten)]
     by_result: Summary,
+    /// The arrival days (UTC) the stored postbacks cover.
+    arrival_days: Option<DayRange>,
     seconds: f64,
     per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DayRange {
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+}
+
+/// `--received-at`: `None` for now, or a time that has passed and is not before 2018.
+fn parse_received_at(text: Option<&str>, now_ms: i64) -> Result<Option<i64>, ErrorBody> {
+    let Some(text) = text else { return Ok(None) };
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(None);
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| {
+            ErrorBody::new(
+                "invalid_value",
+                format!("expected NOW or an RFC 3339 time, got {text:?}: {e}"),
+            )
+            .with_field("--received-at")
+        })?
+        .timestamp_millis();
+    if at > now_ms || at < crate::ingest::envelope::EARLIEST_ARRIVAL_MS {
+        return Err(ErrorBody::new(
+            "out_of_range",
+            format!("{text} is in the future or before 2018-01-01"),
+        )
+        .with_field("--received-at"));
+    }
+    Ok(Some(at))
 }
 
 enum Chunk {
@@ -78,6 +116,13 @@ pub(super) fn run(args: &ImportArgs) -> ExitCode {
                 EXIT_USAGE,
             );
         }
+    };
+    let received_at = match parse_received_at(
+        args.received_at.as_deref(),
+        crate::clock::Clock::now_ms(&SystemClock),
+    ) {
+        Ok(at) => at,
+        Err(error) => return fail(&error, EXIT_USAGE),
     };
     for file in &args.files {
         if let Err(err) = File::open(file) {
@@ -109,7 +154,7 @@ pub(super) fn run(args: &ImportArgs) -> ExitCode {
         let ingestor =
             Ingestor::new(keys, committer, Arc::new(SystemClock), defaults.max_postback_bytes);
         let channel = if args.channel == "apple" { Channel::Apple } else { Channel::Network };
-        let code = import_files(args, &ingestor, channel).await;
+        let code = import_files(args, &ingestor, channel, received_at).await;
         drop(ingestor);
         let _ = commit_task.await;
         store.close().await;
@@ -117,7 +162,12 @@ pub(super) fn run(args: &ImportArgs) -> ExitCode {
     })
 }
 
-async fn import_files(args: &ImportArgs, ingestor: &Ingestor, channel: Channel) -> ExitCode {
+async fn import_files(
+    args: &ImportArgs,
+    ingestor: &Ingestor,
+    channel: Channel,
+    received_at: Option<i64>,
+) -> ExitCode {
     let total_bytes: u64 =
         args.files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
     let read_bytes = Arc::new(AtomicU64::new(0));
@@ -137,12 +187,26 @@ async fn import_files(args: &ImportArgs, ingestor: &Ingestor, channel: Channel) 
     let mut summary = Summary::default();
     let mut postbacks = 0usize;
     let mut failed = None;
+    let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
     while let Some(chunk) = receiver.recv().await {
         match chunk {
             Chunk::Items(items) => {
                 postbacks += items.len();
-                match ingestor.ingest(items, channel, Some(args.source.clone())).await {
-                    Ok(results) => results.iter().for_each(|r| summary.add(r.result)),
+                let now_ms = crate::clock::Clock::now_ms(&SystemClock);
+                let arrivals: Vec<Arrival> =
+                    items.into_iter().map(|raw| envelope::open(raw, received_at, now_ms)).collect();
+                let times: Vec<i64> =
+                    arrivals.iter().map(|a| a.received_at_ms.unwrap_or(now_ms)).collect();
+                match ingestor.ingest_arrivals(arrivals, channel, Some(args.source.clone())).await {
+                    Ok(results) => {
+                        for (result, at) in results.iter().zip(times) {
+                            summary.add(result.result);
+                            if result.result != ReceiptResult::Rejected {
+                                first_ms = first_ms.min(at);
+                                last_ms = last_ms.max(at);
+                            }
+                        }
+                    }
                     Err(err) => {
                         failed = Some(ErrorBody::new("database_error", err.to_string()));
                         break;
@@ -174,6 +238,8 @@ async fn import_files(args: &ImportArgs, ingestor: &Ingestor, channel: Channel) 
         files: args.files.len(),
         postbacks,
         by_result: summary,
+        arrival_days: (first_ms <= last_ms)
+            .then(|| DayRange { first: day_of(first_ms), last: day_of(last_ms) }),
         seconds,
         per_second: postbacks as f64 / seconds.max(1e-9),
     };
@@ -189,8 +255,16 @@ async fn import_files(args: &ImportArgs, ingestor: &Ingestor, channel: Channel) 
         report.by_result.unverifiable,
         report.by_result.rejected,
     );
+    if let Some(days) = &report.arrival_days {
+        eprintln!("arrival days covered: {} to {}", days.first, days.last);
+    }
     super::emit(&serde_json::to_string(&report).unwrap_or_default());
     ExitCode::SUCCESS
+}
+
+fn day_of(ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(chrono::NaiveDate::default, |t| t.date_naive())
 }
 
 /// Counts bytes read from the underlying (possibly compressed) file, for the progress bar.

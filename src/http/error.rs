@@ -76,6 +76,10 @@ impl From<IngestError> for ApiError {
                 Self::Unavailable("the service is shutting down".to_owned())
             }
             IngestError::Store(e) => e.into(),
+            IngestError::EnvelopeNotAllowed { index } => Self::Forbidden(
+                ErrorBody::new("envelope_not_allowed", err.to_string())
+                    .with_field(format!("[{index}].received_at")),
+            ),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::error_body::ErrorBody;
 use crate::ingest::ItemResult;
 use crate::input::split_lines;
 use crate::skan::{OutcomeClass, Postback};
-use crate::store::{Channel, PostbackQuery, ReceiptResult, StoredPostback};
+use crate::store::{Channel, PostbackQuery, ReceiptResult, Role, StoredPostback};
 
 /// Results of a submission to `/v1/postbacks`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -189,6 +189,9 @@ fn split_body(headers: &HeaderMap, body: &Bytes) -> Result<(Vec<Bytes>, bool), A
 /// Submit postbacks as an ad network forwards them: one JSON postback, a JSON array, or NDJSON
 /// (`Content-Type: application/x-ndjson`), with the forwarder's own keys left in place.
 ///
+/// An `admin` key may also send backfill envelopes (`{"received_at", "channel", "source",
+/// "postback"}`), which keep the original arrival time; any other key gets 403.
+///
 /// Answers one result per item once everything is stored. A single postback that is not
 /// well-formed gets 400 with the error; in a batch, such items are reported as `rejected` and the
 /// rest are stored.
@@ -202,7 +205,7 @@ fn split_body(headers: &HeaderMap, body: &Bytes) -> Result<(Vec<Bytes>, bool), A
         (status = 200, description = "Every item processed and stored", body = SubmitResponse),
         (status = 400, description = "Malformed body", body = crate::error_body::ErrorEnvelope),
         (status = 401, description = "No or unknown API key", body = crate::error_body::ErrorEnvelope),
-        (status = 403, description = "The key lacks the ingest role", body = crate::error_body::ErrorEnvelope),
+        (status = 403, description = "The key lacks the ingest role, or sent a backfill envelope without the admin role", body = crate::error_body::ErrorEnvelope),
         (status = 413, description = "Body or item count over the limit", body = crate::error_body::ErrorEnvelope),
         (status = 415, description = "Unsupported content type", body = crate::error_body::ErrorEnvelope),
         (status = 503, description = "Cannot store now; retry", body = crate::error_body::ErrorEnvelope),
@@ -230,7 +233,8 @@ pub(crate) async fn submit_postbacks(
         )));
     }
     metrics::histogram!("skan_ingest_batch_items").record(items.len() as f64);
-    let results = state.ingestor.ingest(items, Channel::Network, Some(auth.key.name)).await?;
+    let may_backdate = auth.key.role == Role::Admin;
+    let results = state.ingestor.ingest_forwarded(items, auth.key.name, may_backdate).await?;
     metrics::histogram!("skan_ingest_duration_seconds", "channel" => "network")
         .record(started.elapsed().as_secs_f64());
     if !is_batch

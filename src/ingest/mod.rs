@@ -5,6 +5,7 @@
 //! behaves the same way.
 
 pub mod commit;
+pub mod envelope;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::store::{
     RecordOutcome, StoreError, UnsignedValues,
 };
 pub use commit::{CommitClosed, CommitConfig, CommitHandle};
+pub use envelope::Arrival;
 
 /// Batches at least this large are verified on the CPU pool rather than inline.
 const PARALLEL_VERIFY_FROM: usize = 16;
@@ -58,6 +60,15 @@ pub enum IngestError {
     /// The database failed; nothing was acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A backfill envelope from a caller that may not set arrival times; nothing was stored.
+    #[error(
+        "item {index} is a backfill envelope; only admin keys (and the import command) may set \
+         arrival times, forwarders send postbacks as they are"
+    )]
+    EnvelopeNotAllowed {
+        /// Position of the first envelope.
+        index: usize,
+    },
 }
 
 /// A prepared item plus what the per-item result needs to report.
@@ -97,8 +108,8 @@ impl Ingestor {
         self
     }
 
-    /// Verify and durably record `raws` (each one candidate postback), returning one result per
-    /// item in order. Returns only after the items are committed.
+    /// Verify and durably record `raws` (each one candidate postback, arriving now), returning
+    /// one result per item in order. Returns only after the items are committed.
     ///
     /// # Errors
     /// [`IngestError::Store`] when the database failed (nothing acknowledged; retry),
@@ -109,30 +120,73 @@ impl Ingestor {
         channel: Channel,
         source_name: Option<String>,
     ) -> Result<Vec<ItemResult>, IngestError> {
-        let received_at_ms = self.clock.now_ms();
-        let prepared: Vec<Prepared> = if raws.len() >= PARALLEL_VERIFY_FROM {
+        let arrivals = raws.into_iter().map(|raw| Arrival::bare(raw, None)).collect();
+        self.ingest_arrivals(arrivals, channel, source_name).await
+    }
+
+    /// Items forwarded to `/v1/postbacks`: bare postbacks arrive now; backfill envelopes keep
+    /// their arrival time, channel and source, and are taken only when `may_backdate` (admin
+    /// keys), so a forwarder cannot move postbacks in time.
+    ///
+    /// # Errors
+    /// [`IngestError::EnvelopeNotAllowed`] (nothing stored), or as [`Ingestor::ingest`].
+    pub async fn ingest_forwarded(
+        &self,
+        raws: Vec<Bytes>,
+        source_name: String,
+        may_backdate: bool,
+    ) -> Result<Vec<ItemResult>, IngestError> {
+        let now_ms = self.clock.now_ms();
+        let arrivals: Vec<Arrival> =
+            raws.into_iter().map(|raw| envelope::open(raw, None, now_ms)).collect();
+        if !may_backdate && let Some(index) = arrivals.iter().position(|a| a.enveloped) {
+            return Err(IngestError::EnvelopeNotAllowed { index });
+        }
+        self.ingest_arrivals(arrivals, Channel::Network, Some(source_name)).await
+    }
+
+    /// [`Ingestor::ingest`] for items that may carry their own arrival time, channel and source
+    /// (backfill envelopes, opened by [`envelope::open`]); the others arrive now, on `channel`,
+    /// from `source_name`. An envelope that did not open is rejected with its error.
+    ///
+    /// # Errors
+    /// As [`Ingestor::ingest`].
+    pub async fn ingest_arrivals(
+        &self,
+        arrivals: Vec<Arrival>,
+        channel: Channel,
+        source_name: Option<String>,
+    ) -> Result<Vec<ItemResult>, IngestError> {
+        let now_ms = self.clock.now_ms();
+        let receipt_of = move |arrival: Arrival| {
+            (
+                ReceiptInput {
+                    received_at_ms: arrival.received_at_ms.unwrap_or(now_ms),
+                    channel: arrival.channel.unwrap_or(channel),
+                    source_name: arrival.source_name.or_else(|| source_name.clone()),
+                    raw: arrival.raw,
+                },
+                arrival.error,
+            )
+        };
+        let receipts: Vec<(ReceiptInput, Option<ErrorBody>)> =
+            arrivals.into_iter().map(receipt_of).collect();
+        let prepared: Vec<Prepared> = if receipts.len() >= PARALLEL_VERIFY_FROM {
             let keys = Arc::clone(&self.keys);
             let limit = self.max_postback_bytes;
             tokio::task::spawn_blocking(move || {
-                raws.into_par_iter()
-                    .map(|raw| {
-                        prepare(&keys, limit, raw, channel, source_name.clone(), received_at_ms)
-                    })
+                receipts
+                    .into_par_iter()
+                    .map(|(receipt, error)| prepare(&keys, limit, receipt, error))
                     .collect()
             })
             .await
             .map_err(|_| IngestError::ShuttingDown)?
         } else {
-            raws.into_iter()
-                .map(|raw| {
-                    prepare(
-                        &self.keys,
-                        self.max_postback_bytes,
-                        raw,
-                        channel,
-                        source_name.clone(),
-                        received_at_ms,
-                    )
+            receipts
+                .into_iter()
+                .map(|(receipt, error)| {
+                    prepare(&self.keys, self.max_postback_bytes, receipt, error)
                 })
                 .collect()
         };
@@ -256,24 +310,26 @@ pub fn prepare_item(
     source_name: Option<String>,
     received_at_ms: i64,
 ) -> IngestItem {
-    prepare(keys, max_postback_bytes, raw, channel, source_name, received_at_ms).item
+    let receipt = ReceiptInput { received_at_ms, channel, source_name, raw };
+    prepare(keys, max_postback_bytes, receipt, None).item
 }
 
 fn prepare(
     keys: &KeySet,
     max_postback_bytes: usize,
-    raw: Bytes,
-    channel: Channel,
-    source_name: Option<String>,
-    received_at_ms: i64,
+    receipt: ReceiptInput,
+    refused: Option<ErrorBody>,
 ) -> Prepared {
-    let receipt = ReceiptInput { received_at_ms, channel, source_name, raw };
+    let received_at_ms = receipt.received_at_ms;
     let rejected = |receipt: ReceiptInput, error: ErrorBody| Prepared {
         item: IngestItem::Rejected { receipt, error: error.clone() },
         dedup_key: None,
         development: false,
         error: Some(error),
     };
+    if let Some(error) = refused {
+        return rejected(receipt, error);
+    }
     if receipt.raw.len() > max_postback_bytes {
         let error = ErrorBody::new(
             "payload_too_large",

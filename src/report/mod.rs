@@ -315,6 +315,9 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                 .collect(),
             metrics: builder.finish(),
         })
+        // Counts that moved away (a copy's values adopted, an earlier arrival backfilled) leave
+        // stored rows at zero; a group with no postback is no row.
+        .filter(|row: &ReportRow| row.metrics.postbacks != 0)
         .collect();
     Report {
         app_id: query.app_id,

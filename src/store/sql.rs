@@ -74,7 +74,10 @@ const INSERT_POSTBACK: &str = "INSERT INTO postbacks (identity_key, dedup_key, p
 const SELECT_FOR_COPY: &str = "SELECT id, fine_value, coarse_value, interaction, values_channel, \
      unsigned_mismatch, app_id, arrival_day, install_day, ad_network_id, source_identifier, \
      campaign_id, protocol, version, conversion_window, fidelity_type, conversion_type, did_win, \
-     development, tier_hint, outcome FROM postbacks WHERE identity_key = $1";
+     development, tier_hint, outcome, first_received_at FROM postbacks WHERE identity_key = $1";
+
+const MOVE_FIRST_ARRIVAL: &str = "UPDATE postbacks SET first_received_at = $2, arrival_day = $3, \
+     install_from = $4, install_to = $5, install_day = $6 WHERE id = $1";
 
 const UPSERT_AGGREGATE: &str = "INSERT INTO aggregates (app_id, arrival_day, install_day, \
      ad_network_id, source_identifier, campaign_id, protocol, version, conversion_window, \
@@ -111,7 +114,7 @@ const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, role, key_hash, key_pr
 
 const API_KEY_COLUMNS: &str = "id, name, role, key_prefix, created_at, revoked_at";
 
-#[derive(FromRow)]
+#[derive(FromRow, Clone)]
 pub(crate) struct CopyRow {
     id: i64,
     fine_value: Option<i64>,
@@ -134,6 +137,7 @@ pub(crate) struct CopyRow {
     development: bool,
     tier_hint: Option<i64>,
     outcome: String,
+    first_received_at: i64,
 }
 
 impl CopyRow {
@@ -962,9 +966,37 @@ where
         );
         let stored_channel =
             super::Channel::from_name(&stored.values_channel).unwrap_or(super::Channel::Network);
+        // A postback keeps its earliest arrival: a backfilled copy that arrived before the stored
+        // one moves the postback (and its counts) to that arrival and its install estimate.
+        let moved = if receipt.received_at_ms < stored.first_received_at {
+            sqlx::query(MOVE_FIRST_ARRIVAL)
+                .bind(stored.id)
+                .bind(receipt.received_at_ms)
+                .bind(postback.arrival_day)
+                .bind(postback.install_from_ms)
+                .bind(postback.install_to_ms)
+                .bind(postback.install_day)
+                .execute(&mut **tx)
+                .await?;
+            CopyRow {
+                arrival_day: postback.arrival_day,
+                install_day: postback.install_day,
+                first_received_at: receipt.received_at_ms,
+                ..stored.clone()
+            }
+        } else {
+            stored.clone()
+        };
 
         if postback.outcome != OutcomeClass::Valid {
             // The same quarantined bytes again (a device retrying a postback that fails to verify).
+            let (old_key, new_key) =
+                (stored.aggregate_key(&stored_values), moved.aggregate_key(&stored_values));
+            if old_key != new_key {
+                let flagged = i64::from(stored.unsigned_mismatch);
+                deltas.add(old_key, -1, -flagged);
+                deltas.add(new_key, 1, flagged);
+            }
             Self::update_on_copy(tx, stored.id, &stored_values, stored_channel, false).await?;
             let receipt_id = Self::insert_receipt(
                 tx,
@@ -1001,7 +1033,7 @@ where
         // Count the postback once, under the values now in effect, and count a newly flagged
         // mismatch once.
         let old_key = stored.aggregate_key(&stored_values);
-        let new_key = stored.aggregate_key(&values);
+        let new_key = moved.aggregate_key(&values);
         let was_flagged = i64::from(stored.unsigned_mismatch);
         let is_flagged = i64::from(stored.unsigned_mismatch || mismatch);
         if old_key == new_key {

@@ -3,6 +3,7 @@
 mod api_ingest;
 mod api_reports;
 mod api_schemas;
+mod backfill;
 mod browser;
 mod cli_service;
 mod cli_verify;
