@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
+pub mod domain;
 pub mod error_body;
 pub mod group_commit;
 pub mod http;

@@ -10,14 +10,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Clock;
+use crate::domain::aggregate::value_of;
 use crate::schema::{
     CompiledSchema, Decoded, Schema, SchemaDiff, SchemaHistory, SchemaVersionEntry,
     ValidationReport, diff, validate,
 };
-use crate::skan::{CoarseValue, ConversionValue, day_from_number};
-use crate::store::{
-    AggregateRow, NewSchemaVersion, Store, StoreError, StoredPostback, StoredSchemaVersion,
-};
+use crate::skan::day_from_number;
+use crate::store::{NewSchemaVersion, Store, StoreError, StoredPostback, StoredSchemaVersion};
 
 /// Why a schema operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -272,23 +271,4 @@ impl SchemaService {
 /// Compile a schema, turning validation errors into [`SchemaError::Invalid`].
 pub(crate) fn compile(schema: Schema) -> Result<CompiledSchema, SchemaError> {
     CompiledSchema::compile(schema).map_err(SchemaError::Invalid)
-}
-
-/// The conversion value stored in columns (`None`/`-1`/`''` mean absent).
-#[must_use]
-pub fn value_of(fine: Option<i64>, coarse: Option<&str>) -> ConversionValue {
-    match (fine.and_then(|v| u8::try_from(v).ok()), coarse.and_then(CoarseValue::from_wire)) {
-        (Some(v), _) => ConversionValue::Fine(v),
-        (None, Some(c)) => ConversionValue::Coarse(c),
-        (None, None) => ConversionValue::None,
-    }
-}
-
-/// The conversion value of an aggregate row.
-#[must_use]
-pub fn row_value(row: &AggregateRow) -> ConversionValue {
-    value_of(
-        (row.key.fine_value >= 0).then_some(row.key.fine_value),
-        Some(row.key.coarse_value.as_str()),
-    )
 }

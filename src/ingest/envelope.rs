@@ -192,7 +192,7 @@ mod tests {
             "postback": {"transaction-id": "t"}
         }));
         assert!(arrival.enveloped && arrival.error.is_none(), "{:?}", arrival.error);
-        assert_eq!(arrival.received_at_ms, Some(1_759_492_800_000));
+        assert_eq!(arrival.received_at_ms, Some(1_791_028_800_000));
         assert_eq!(arrival.channel, Some(Channel::Apple));
         assert_eq!(arrival.source_name.as_deref(), Some("old-mmp"));
         assert_eq!(arrival.raw.as_ref(), br#"{"transaction-id":"t"}"#);

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::aggregate::{AggregateRow, Tally, row_value};
 use crate::schema::{DecodeStatus, Decoded};
 use crate::skan::{CoarseValue, ConversionValue};
-use crate::store::AggregateRow;
 
 /// Postbacks by crowd-anonymity tier hint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -126,88 +126,6 @@ pub struct Metrics {
     pub coarse_histogram: Option<CoarseHistogram>,
 }
 
-/// Counts of a set of postbacks that need no decoding. Both the detailed aggregates and the
-/// report tables produce these, so every source yields the same metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Valid postbacks.
-    pub valid: i64,
-    /// Invalid postbacks.
-    pub invalid: i64,
-    /// Unverifiable postbacks.
-    pub unverifiable: i64,
-    /// Valid, window 0, winning, download.
-    pub installs: i64,
-    /// Valid, window 0, winning, redownload.
-    pub redownloads: i64,
-    /// Valid, not winning.
-    pub nonwinning: i64,
-    /// Valid, winning, without a value.
-    pub null_values: i64,
-    /// Valid postbacks whose copies disagreed on unsigned values.
-    pub unsigned_mismatch: i64,
-    /// Valid postbacks by tier hint 0-3, then unknown.
-    pub tiers: [i64; 5],
-    /// Valid postbacks by window.
-    pub windows: [i64; 3],
-}
-
-impl Tally {
-    /// The tally of one aggregate row.
-    #[must_use]
-    pub fn of(row: &AggregateRow) -> Self {
-        let (n, k) = (row.postbacks, &row.key);
-        let mut t = Self::default();
-        match k.outcome.as_str() {
-            "valid" => t.valid = n,
-            "invalid" => {
-                t.invalid = n;
-                return t;
-            }
-            _ => {
-                t.unverifiable = n;
-                return t;
-            }
-        }
-        t.unsigned_mismatch = row.unsigned_mismatch;
-        t.windows[usize::try_from(k.window).unwrap_or(0).min(2)] = n;
-        if k.did_win {
-            if k.window == 0 {
-                match k.conversion_type.as_str() {
-                    "redownload" => t.redownloads = n,
-                    "re-engagement" => {}
-                    _ => t.installs = n,
-                }
-            }
-            if k.fine_value < 0 && k.coarse_value.is_empty() {
-                t.null_values = n;
-            }
-        } else {
-            t.nonwinning = n;
-        }
-        t.tiers[usize::try_from(k.tier_hint).map_or(4, |t| t.min(4))] = n;
-        t
-    }
-
-    /// Add another tally.
-    pub fn add(&mut self, other: &Self) {
-        self.valid += other.valid;
-        self.invalid += other.invalid;
-        self.unverifiable += other.unverifiable;
-        self.installs += other.installs;
-        self.redownloads += other.redownloads;
-        self.nonwinning += other.nonwinning;
-        self.null_values += other.null_values;
-        self.unsigned_mismatch += other.unsigned_mismatch;
-        for (a, b) in self.tiers.iter_mut().zip(other.tiers) {
-            *a += b;
-        }
-        for (a, b) in self.windows.iter_mut().zip(other.windows) {
-            *a += b;
-        }
-    }
-}
-
 /// Accumulates [`Metrics`] from tallies and decoded values.
 #[derive(Debug, Default)]
 pub struct MetricsBuilder {
@@ -232,7 +150,7 @@ impl MetricsBuilder {
         self.add_tally(&Tally::of(row));
         let k = &row.key;
         if k.outcome == "valid" {
-            let value = crate::schemas::row_value(row);
+            let value = row_value(row);
             if value != ConversionValue::None {
                 self.add_value(value, row.postbacks, decoded);
             }

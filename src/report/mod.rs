@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 pub use metrics::{Metrics, MetricsBuilder};
 pub use query::{Dimension, QueryError, ReportQuery};
 
+use crate::domain::aggregate::row_value;
 use crate::schema::{Decoded, SchemaHistory};
-use crate::schemas::{SchemaError, SchemaService, row_value};
+use crate::schemas::{SchemaError, SchemaService};
 use crate::skan::{CoarseValue, ConversionValue};
 use crate::skan::{day_from_number, day_number};
 use crate::store::{DateType, ReportData, ReportSelection, ReportSource, Store, StoreError};

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::DateType;
+use crate::domain::aggregate::{AggregateFilter, DateType};
 
 /// The longest range a report may cover, in days.
 pub const MAX_RANGE_DAYS: i64 = 400;
@@ -87,27 +87,6 @@ impl Dimension {
     }
 }
 
-/// Restrictions on which aggregates a report reads; an empty list means "any".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    /// `ad_network_id`.
-    pub ad_network_id: Vec<String>,
-    /// `source_identifier` (exact digits as received).
-    pub source_identifier: Vec<String>,
-    /// `window`.
-    pub window: Vec<i64>,
-    /// `fidelity`, as `click` / `view`.
-    pub interaction: Vec<String>,
-    /// `version` (exact SKAdNetwork version strings; `adattributionkit` selects that protocol).
-    pub version: Vec<String>,
-    /// `did_win`.
-    pub did_win: Vec<bool>,
-    /// `redownload`: true selects redownloads, false everything else.
-    pub redownload: Vec<bool>,
-    /// `development` (default: production only).
-    pub development: Vec<bool>,
-}
-
 /// A checked report query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportQuery {
@@ -123,8 +102,8 @@ pub struct ReportQuery {
     pub group_by: Vec<Dimension>,
     /// Source identifiers rolled up to their last 2, 3 or 4 digits.
     pub digits: Option<u8>,
-    /// Filters.
-    pub filters: Filters,
+    /// AggregateFilter.
+    pub filters: AggregateFilter,
     /// Include fine and coarse histograms in every row.
     pub histograms: bool,
 }
@@ -307,7 +286,7 @@ impl ReportQuery {
             group_by,
             digits,
             histograms,
-            filters: Filters {
+            filters: AggregateFilter {
                 ad_network_id: values(pairs, "ad_network_id").map(str::to_owned).collect(),
                 source_identifier,
                 window: windows,

@@ -7,7 +7,6 @@
 //! dialect modules add only what differs (connection options, migrations, locking clauses).
 
 mod cube;
-mod dedup;
 mod outbox;
 mod postgres;
 mod sql;
@@ -17,9 +16,12 @@ mod totals;
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-pub use dedup::{CopyComparison, compare_copies};
+pub use crate::domain::access::Role;
+pub use crate::domain::aggregate::{AggregateFilter, AggregateKey, AggregateRow, DateType};
+pub use crate::domain::copies::{CopyComparison, compare_copies};
+pub use crate::domain::postback::{
+    Channel, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome, UnsignedValues,
+};
 pub use outbox::{
     AttemptRecord, Claim, ClaimedDelivery, Completed, Completion, DeliveryQuery, DeliveryState,
     DeliveryUpdate, NewDestination, QueueStats, ReplayCounts, ReplayRequest, RetryResult,
@@ -27,8 +29,7 @@ pub use outbox::{
 };
 pub use totals::TotalsRow;
 
-use crate::error_body::ErrorBody;
-use crate::skan::{CoarseValue, InteractionType, OutcomeClass, Protocol};
+use crate::skan::OutcomeClass;
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,220 +98,6 @@ impl From<sqlx::Error> for StoreError {
             _ => Self::Other(err),
         }
     }
-}
-
-/// How a postback reached us.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Straight from an Apple device, on the well-known paths.
-    Apple,
-    /// Forwarded by an ad network or imported from an archive.
-    Network,
-}
-
-impl Channel {
-    /// The stored name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Apple => "apple",
-            Self::Network => "network",
-        }
-    }
-
-    /// Read a stored name.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "apple" => Some(Self::Apple),
-            "network" => Some(Self::Network),
-            _ => None,
-        }
-    }
-}
-
-/// What happened to one receipt (one arrival of a postback).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ReceiptResult {
-    /// A new valid postback.
-    Accepted,
-    /// A copy of a postback already stored.
-    Duplicate,
-    /// Not a well-formed postback; only the raw receipt is kept.
-    Rejected,
-    /// The signature does not hold; kept in quarantine.
-    Invalid,
-    /// The signature could not be checked; kept in quarantine.
-    Unverifiable,
-}
-
-impl ReceiptResult {
-    /// The stored and reported name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Duplicate => "duplicate",
-            Self::Rejected => "rejected",
-            Self::Invalid => "invalid",
-            Self::Unverifiable => "unverifiable",
-        }
-    }
-
-    /// Read a stored name.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Accepted, Self::Duplicate, Self::Rejected, Self::Invalid, Self::Unverifiable]
-            .into_iter()
-            .find(|r| r.as_str() == name)
-    }
-}
-
-/// The arrival itself: when, how, from whom, and the bytes exactly as received.
-#[derive(Debug, Clone)]
-pub struct ReceiptInput {
-    /// Arrival time, unix milliseconds.
-    pub received_at_ms: i64,
-    /// Apple device or forwarder.
-    pub channel: Channel,
-    /// The API key name (or import label) for forwarded postbacks.
-    pub source_name: Option<String>,
-    /// The body (or batch item) verbatim.
-    pub raw: Bytes,
-}
-
-/// The values a postback carries outside Apple's signature, which copies may disagree on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UnsignedValues {
-    /// `conversion-value`.
-    pub fine_value: Option<u8>,
-    /// `coarse-conversion-value`.
-    pub coarse_value: Option<CoarseValue>,
-    /// AdAttributionKit `ad-interaction-type` (SKAdNetwork's `fidelity-type` is signed and
-    /// cannot differ between copies that verify).
-    pub interaction: Option<InteractionType>,
-}
-
-/// A checked postback, flattened into the columns it is stored and aggregated by.
-#[derive(Debug, Clone)]
-pub struct NewPostback {
-    /// Uniqueness key: the dedup key for valid postbacks; for quarantined ones the dedup key plus
-    /// the outcome and a digest of the bytes, so a forged copy never blocks the genuine one.
-    pub identity_key: String,
-    /// The protocol dedup key.
-    pub dedup_key: String,
-    /// SKAdNetwork or AdAttributionKit.
-    pub protocol: Protocol,
-    /// SKAdNetwork version string.
-    pub version: Option<String>,
-    /// `ad-network-id` / `ad-network-identifier`.
-    pub ad_network_id: String,
-    /// Advertised app.
-    pub app_id: i64,
-    /// `transaction-id` / `postback-identifier`.
-    pub transaction_id: String,
-    /// `source-identifier`.
-    pub source_identifier: Option<String>,
-    /// `campaign-id`.
-    pub campaign_id: Option<i64>,
-    /// `source-app-id` / `publisher-item-identifier`.
-    pub source_app_id: Option<i64>,
-    /// `source-domain`.
-    pub source_domain: Option<String>,
-    /// Conversion window (postback-sequence-index).
-    pub window: i64,
-    /// Winning attribution.
-    pub did_win: bool,
-    /// `download`, `redownload` or `re-engagement`.
-    pub conversion_type: Option<String>,
-    /// SKAdNetwork `fidelity-type`.
-    pub fidelity_type: Option<i64>,
-    /// Unsigned values (conversion values, AdAttributionKit interaction type).
-    pub values: UnsignedValues,
-    /// Crowd-anonymity tier hint.
-    pub tier_hint: Option<i64>,
-    /// `country-code`.
-    pub country_code: Option<String>,
-    /// Signature outcome.
-    pub outcome: OutcomeClass,
-    /// Reason code when not valid.
-    pub reason_code: Option<String>,
-    /// Reason message when not valid.
-    pub reason_message: Option<String>,
-    /// Verified with a development key.
-    pub development: bool,
-    /// Name of the key that verified (or failed to verify) it.
-    pub key_name: Option<String>,
-    /// UTC day number of the arrival.
-    pub arrival_day: i64,
-    /// Earliest estimated install, unix ms.
-    pub install_from_ms: i64,
-    /// Latest estimated install, unix ms.
-    pub install_to_ms: i64,
-    /// UTC day number of the estimated install (the interval's midpoint).
-    pub install_day: i64,
-}
-
-/// One item to record.
-#[derive(Debug, Clone)]
-pub enum IngestItem {
-    /// Not a postback: keep the receipt and the error.
-    Rejected {
-        /// The arrival.
-        receipt: ReceiptInput,
-        /// Why it was rejected.
-        error: ErrorBody,
-    },
-    /// A parsed and verified postback.
-    Checked {
-        /// The arrival.
-        receipt: ReceiptInput,
-        /// The postback's columns.
-        postback: Box<NewPostback>,
-    },
-}
-
-/// What recording one item did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordOutcome {
-    /// First valid copy of this postback.
-    Accepted {
-        /// Stored postback.
-        postback_id: i64,
-        /// Stored receipt.
-        receipt_id: i64,
-    },
-    /// Another copy of a valid postback already stored.
-    Duplicate {
-        /// Stored postback.
-        postback_id: i64,
-        /// Stored receipt.
-        receipt_id: i64,
-        /// How this copy compared with what was stored.
-        comparison: CopyComparison,
-    },
-    /// Stored in quarantine (invalid or unverifiable signature); never counted as valid.
-    Quarantined {
-        /// Stored postback.
-        postback_id: i64,
-        /// Stored receipt.
-        receipt_id: i64,
-        /// Invalid or unverifiable.
-        outcome: OutcomeClass,
-        /// Whether this exact copy was already quarantined.
-        repeat: bool,
-    },
-    /// Only the raw receipt was kept.
-    Rejected {
-        /// Stored receipt.
-        receipt_id: i64,
-    },
 }
 
 /// A stored postback, as listed for support work.
@@ -432,111 +219,6 @@ pub struct PostbackQuery {
     pub limit: i64,
 }
 
-/// The dimensions aggregates are counted by: what Apple sent, with absent values as `''` / `-1`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, sqlx::FromRow)]
-pub struct AggregateKey {
-    /// Advertised app.
-    pub app_id: i64,
-    /// UTC day number of the first arrival.
-    pub arrival_day: i64,
-    /// UTC day number of the estimated install.
-    pub install_day: i64,
-    /// Ad network.
-    pub ad_network_id: String,
-    /// `source-identifier`, `''` before 4.0.
-    pub source_identifier: String,
-    /// `campaign-id`, -1 from 4.0.
-    pub campaign_id: i64,
-    /// Protocol.
-    pub protocol: String,
-    /// SKAdNetwork version, `''` for AdAttributionKit.
-    pub version: String,
-    /// Conversion window.
-    #[sqlx(rename = "conversion_window")]
-    pub window: i64,
-    /// `click` / `view` (SKAdNetwork fidelity 1 / 0, AdAttributionKit interaction), or `''`.
-    pub interaction: String,
-    /// `download` / `redownload` / `re-engagement`, or `''`.
-    pub conversion_type: String,
-    /// Winning attribution.
-    pub did_win: bool,
-    /// Development key.
-    pub development: bool,
-    /// Fine value, -1 when absent.
-    pub fine_value: i64,
-    /// Coarse value, `''` when absent.
-    pub coarse_value: String,
-    /// Tier hint, -1 when unknown.
-    pub tier_hint: i64,
-    /// Signature outcome.
-    pub outcome: String,
-}
-
-impl AggregateKey {
-    /// The key of a new postback with its unsigned values.
-    #[must_use]
-    pub fn of(p: &NewPostback) -> Self {
-        Self {
-            app_id: p.app_id,
-            arrival_day: p.arrival_day,
-            install_day: p.install_day,
-            ad_network_id: p.ad_network_id.clone(),
-            source_identifier: p.source_identifier.clone().unwrap_or_default(),
-            campaign_id: p.campaign_id.unwrap_or(-1),
-            protocol: p.protocol.as_str().to_owned(),
-            version: p.version.clone().unwrap_or_default(),
-            window: p.window,
-            interaction: String::new(),
-            conversion_type: p.conversion_type.clone().unwrap_or_default(),
-            did_win: p.did_win,
-            development: p.development,
-            fine_value: -1,
-            coarse_value: String::new(),
-            tier_hint: p.tier_hint.unwrap_or(-1),
-            outcome: p.outcome.as_str().to_owned(),
-        }
-        .with_values(&p.values, p.fidelity_type)
-    }
-
-    /// The same key with other unsigned values (after Apple's copy replaced a forwarder's).
-    #[must_use]
-    pub fn with_values(mut self, values: &UnsignedValues, fidelity_type: Option<i64>) -> Self {
-        self.fine_value = values.fine_value.map_or(-1, i64::from);
-        self.coarse_value = values.coarse_value.map(|c| c.as_str().to_owned()).unwrap_or_default();
-        self.interaction = match (values.interaction, fidelity_type) {
-            (Some(i), _) => i.as_str().to_owned(),
-            (None, Some(1)) => "click".to_owned(),
-            (None, Some(0)) => "view".to_owned(),
-            _ => String::new(),
-        };
-        self
-    }
-}
-
-/// One aggregate: a key and its counts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
-pub struct AggregateRow {
-    /// The dimensions.
-    #[sqlx(flatten)]
-    pub key: AggregateKey,
-    /// Postbacks counted (each postback once, however many copies arrived).
-    pub postbacks: i64,
-    /// Of those, postbacks whose copies disagreed on unsigned values.
-    pub unsigned_mismatch: i64,
-}
-
-/// Which day aggregates are selected and grouped by.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum DateType {
-    /// The day the postback first arrived.
-    Arrival,
-    /// The estimated install day.
-    Install,
-}
-
 /// Aggregates of one app over a day range.
 #[derive(Debug, Clone)]
 pub struct AggregateQuery {
@@ -563,7 +245,7 @@ pub struct ReportSelection {
     /// Last day number, inclusive.
     pub to_day: i64,
     /// Filters (values are bound, never spliced).
-    pub filters: crate::report::query::Filters,
+    pub filters: AggregateFilter,
     /// Keep the day of `date_type` (for day/week/month grouping).
     pub by_day: bool,
     /// Keep the ad network.
@@ -643,60 +325,6 @@ pub struct StoredSchemaVersion {
     /// When it was stored, unix ms.
     #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
-}
-
-/// API key roles; `admin` may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// May submit postbacks.
-    Ingest,
-    /// May read postbacks and reports.
-    Viewer,
-    /// May read, and edit conversion-value schemas.
-    Editor,
-    /// May do everything, including destinations and keys.
-    Admin,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Self; 4] = [Self::Ingest, Self::Viewer, Self::Editor, Self::Admin];
-
-    /// The stored name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::Viewer => "viewer",
-            Self::Editor => "editor",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// Read a stored name.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    /// Whether a key with this role may do what `required` guards. Reading is implied by
-    /// editing; ingest is its own narrow role (a forwarder's key reads nothing).
-    #[must_use]
-    pub fn allows(self, required: Self) -> bool {
-        match self {
-            Self::Admin => true,
-            Self::Editor => matches!(required, Self::Editor | Self::Viewer),
-            Self::Viewer => required == Self::Viewer,
-            Self::Ingest => required == Self::Ingest,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A new API key to store (the secret itself is never stored).

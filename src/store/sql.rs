@@ -16,10 +16,9 @@ use super::{
     AggregateKey, AggregateQuery, AggregateRow, ApiKey, Backend, DateType, IngestItem, NewApiKey,
     NewPostback, NewSchemaVersion, PostbackQuery, ReceiptInput, ReceiptResult, RecordOutcome,
     ReportData, ReportSelection, ReportSource, Role, StoreError, StoredPostback, StoredReceipt,
-    StoredSchemaVersion, TotalsRow, UnsignedValues, cube,
-    dedup::{CopyComparison, compare_copies},
-    totals,
+    StoredSchemaVersion, TotalsRow, UnsignedValues, cube, totals,
 };
+use crate::domain::copies::{CopyComparison, compare_copies};
 use crate::error_body::ErrorBody;
 use crate::skan::{CoarseValue, InteractionType, OutcomeClass};
 
@@ -113,6 +112,58 @@ const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, role, key_hash, key_pr
      VALUES ($1, $2, $3, $4, $5) RETURNING id";
 
 const API_KEY_COLUMNS: &str = "id, name, role, key_prefix, created_at, revoked_at";
+
+/// An aggregate as the database returns it (columns named as in the `aggregates` table).
+#[derive(FromRow)]
+pub(crate) struct AggregateRecord {
+    app_id: i64,
+    arrival_day: i64,
+    install_day: i64,
+    ad_network_id: String,
+    source_identifier: String,
+    campaign_id: i64,
+    protocol: String,
+    version: String,
+    conversion_window: i64,
+    interaction: String,
+    conversion_type: String,
+    did_win: bool,
+    development: bool,
+    fine_value: i64,
+    coarse_value: String,
+    tier_hint: i64,
+    outcome: String,
+    postbacks: i64,
+    unsigned_mismatch: i64,
+}
+
+impl From<AggregateRecord> for AggregateRow {
+    fn from(r: AggregateRecord) -> Self {
+        Self {
+            key: AggregateKey {
+                app_id: r.app_id,
+                arrival_day: r.arrival_day,
+                install_day: r.install_day,
+                ad_network_id: r.ad_network_id,
+                source_identifier: r.source_identifier,
+                campaign_id: r.campaign_id,
+                protocol: r.protocol,
+                version: r.version,
+                window: r.conversion_window,
+                interaction: r.interaction,
+                conversion_type: r.conversion_type,
+                did_win: r.did_win,
+                development: r.development,
+                fine_value: r.fine_value,
+                coarse_value: r.coarse_value,
+                tier_hint: r.tier_hint,
+                outcome: r.outcome,
+            },
+            postbacks: r.postbacks,
+            unsigned_mismatch: r.unsigned_mismatch,
+        }
+    }
+}
 
 #[derive(FromRow, Clone)]
 pub(crate) struct CopyRow {
@@ -302,7 +353,7 @@ where
     for<'r> CopyRow: FromRow<'r, DB::Row>,
     for<'r> ApiKeyRow: FromRow<'r, DB::Row>,
     for<'r> StoredSchemaVersion: FromRow<'r, DB::Row>,
-    for<'r> AggregateRow: FromRow<'r, DB::Row>,
+    for<'r> AggregateRecord: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> super::StoredDestination: FromRow<'r, DB::Row>,
@@ -551,7 +602,8 @@ where
         query.push_bind(q.app_id);
         query.push(format!(" AND {day} >= ")).push_bind(q.from_day);
         query.push(format!(" AND {day} <= ")).push_bind(q.to_day);
-        Ok(query.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?)
+        let rows = query.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(AggregateRow::from).collect())
     }
 
     pub(crate) async fn report_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
@@ -636,7 +688,8 @@ where
         Self::push_bool(&mut q, "development", &f.development);
         Self::push_redownload(&mut q, &f.redownload);
         q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17");
-        Ok(ReportData::Rows(q.build_query_as::<AggregateRow>().fetch_all(&self.pool).await?))
+        let rows = q.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
+        Ok(ReportData::Rows(rows.into_iter().map(AggregateRow::from).collect()))
     }
 
     /// `AND column IN ($1, $2, ...)` when there are values.

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use super::{AggregateKey, AggregateRow};
-use crate::report::metrics::Tally;
+use crate::domain::aggregate::Tally;
 
 /// Count columns: 13 tallies, then `fine_0`..`fine_63`, `coarse_low`..`coarse_high`.
 pub(crate) const COUNTS: usize = 80;

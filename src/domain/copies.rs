@@ -6,7 +6,7 @@
 //! straight from an Apple device, its values are the ones kept, because nobody stood between the
 //! device and us. Pure: the store applies the decision inside its transaction.
 
-use super::{Channel, UnsignedValues};
+use super::postback::{Channel, UnsignedValues};
 
 /// How an arriving copy compares with the stored postback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
