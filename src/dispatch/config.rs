@@ -18,7 +18,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use super::template::{BooleanFormat, Formats, MissingPolicy, TimestampFormat};
 use super::template::{MACROS, Template, TemplateError};
+use crate::domain::routing;
+pub use crate::domain::routing::{DestinationFilters, PostbackFacts, RateLimit};
 
 /// HTTP method of a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
@@ -49,123 +52,6 @@ pub enum BodyTemplate {
     },
 }
 
-/// How booleans are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum BooleanFormat {
-    /// `true` / `false`.
-    #[default]
-    TrueFalse,
-    /// `1` / `0`.
-    OneZero,
-}
-
-/// How timestamps are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TimestampFormat {
-    /// Unix seconds.
-    #[default]
-    UnixSeconds,
-    /// Unix milliseconds.
-    UnixMillis,
-    /// RFC 3339.
-    Rfc3339,
-}
-
-/// Value formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Formats {
-    /// Booleans.
-    #[serde(default)]
-    pub booleans: BooleanFormat,
-    /// Timestamps.
-    #[serde(default)]
-    pub timestamps: TimestampFormat,
-}
-
-/// What to do with a macro that has no value for a postback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MissingPolicy {
-    /// Render it empty (`""`, or `null` for a whole JSON value).
-    #[default]
-    Empty,
-    /// Leave out the query or form parameter, JSON key or header that uses it (path segments
-    /// render empty).
-    Drop,
-    /// Do not send the delivery at all (it is marked `skipped`).
-    Skip,
-}
-
-/// Which postbacks a destination receives. Empty lists mean "any".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Filters {
-    /// App Store IDs.
-    #[serde(default)]
-    pub apps: Vec<i64>,
-    /// Ad network IDs.
-    #[serde(default)]
-    pub ad_networks: Vec<String>,
-    /// Conversion windows.
-    #[serde(default)]
-    pub windows: Vec<i64>,
-    /// `skadnetwork` / `adattributionkit`.
-    #[serde(default)]
-    pub protocols: Vec<String>,
-    /// Also forward invalid and unverifiable postbacks (default: valid only).
-    #[serde(default)]
-    pub include_invalid: bool,
-    /// Only winning postbacks.
-    #[serde(default)]
-    pub winning_only: bool,
-    /// Also forward postbacks verified with development keys (default: not).
-    #[serde(default)]
-    pub include_development: bool,
-    /// Only postbacks whose value decodes to one of these events (checked when sending, with
-    /// the schema in effect then; others are marked `skipped`).
-    #[serde(default)]
-    pub events: Vec<String>,
-}
-
-/// What the write-time filters look at in a postback.
-#[derive(Debug, Clone, Copy)]
-pub struct PostbackFacts<'a> {
-    /// Advertised app.
-    pub app_id: i64,
-    /// Ad network.
-    pub ad_network_id: &'a str,
-    /// Conversion window.
-    pub window: i64,
-    /// `skadnetwork` / `adattributionkit`.
-    pub protocol: &'a str,
-    /// `valid`, `invalid` or `unverifiable`.
-    pub outcome: &'a str,
-    /// Winning attribution.
-    pub did_win: bool,
-    /// Verified with a development key.
-    pub development: bool,
-}
-
-impl Filters {
-    /// Whether a postback gets a delivery to this destination. Every filter but `events` is
-    /// decided here, when the postback is stored; `events` needs the schema and is decided when
-    /// sending.
-    #[must_use]
-    pub fn admits(&self, p: &PostbackFacts<'_>) -> bool {
-        (self.apps.is_empty() || self.apps.contains(&p.app_id))
-            && (self.ad_networks.is_empty()
-                || self.ad_networks.iter().any(|n| n == p.ad_network_id))
-            && (self.windows.is_empty() || self.windows.contains(&p.window))
-            && (self.protocols.is_empty() || self.protocols.iter().any(|n| n == p.protocol))
-            && (self.include_invalid || p.outcome == "valid")
-            && (!self.winning_only || p.did_win)
-            && (self.include_development || !p.development)
-    }
-}
-
 /// Standard Webhooks signing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,35 +60,12 @@ pub struct Signing {
     pub secrets: Vec<String>,
 }
 
-/// A token bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    /// Sustained requests per second.
-    pub per_second: f64,
-    /// Requests that may go at once after a quiet period.
-    #[serde(default = "default_burst")]
-    pub burst: f64,
-}
-
-fn default_burst() -> f64 {
-    1.0
-}
-
 fn default_true() -> bool {
     true
 }
 
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
 fn default_schedule() -> Vec<u64> {
     vec![5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
-}
-
-fn default_concurrency() -> u32 {
-    4
 }
 
 fn default_disable_after_secs() -> u64 {
@@ -237,12 +100,12 @@ pub struct DestinationConfig {
     pub missing: MissingPolicy,
     /// Which postbacks.
     #[serde(default)]
-    pub filters: Filters,
+    pub filters: DestinationFilters,
     /// Standard Webhooks signing.
     #[serde(default)]
     pub signing: Option<Signing>,
     /// Per-attempt timeout in milliseconds (100-30000).
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "routing::default_timeout_ms")]
     pub timeout_ms: u64,
     /// Seconds to wait before each retry; the first attempt is immediate, and after the last
     /// retry a delivery is dead. Default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -252,7 +115,7 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
     /// Requests in flight at once, across every receiver sharing the database.
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "routing::default_concurrency")]
     pub max_concurrency: u32,
     /// Disable the destination after it has failed continuously for this long (0: never).
     #[serde(default = "default_disable_after_secs")]

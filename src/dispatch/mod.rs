@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod config;
 pub mod macros;
 pub mod policy;
+pub mod request;
 pub mod sender;
 pub mod service;
 pub mod signing;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
-use super::template::RenderedRequest;
+use super::request::RenderedRequest;
 use super::worker::{Prepared, build_request};
 use super::{
     ConfigError, Destination, DestinationConfig, DispatchError, Dispatcher, macros, signing, ssrf,

@@ -13,8 +13,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
+use super::request::{Render, RenderedRequest};
 use super::sender::OutgoingRequest;
-use super::template::{Render, RenderedRequest, Values};
+use super::template::Values;
 use super::{Destination, DispatchError, Dispatcher, macros, signing};
 use crate::group_commit::{self, CommitConfig, GroupHandle, GroupWrite};
 use crate::store::{
@@ -403,7 +404,7 @@ pub(super) fn build_request(
     key: &str,
     timestamp_s: i64,
 ) -> Prepared {
-    let rendered = match super::template::render(destination, values) {
+    let rendered = match super::request::render(destination, values) {
         Render::Request(r) => r,
         Render::Skip(missing) => {
             return Prepared::Skip(format!(

@@ -4,5 +4,5 @@
 
 pub mod access;
 pub mod aggregate;
-pub mod copies;
 pub mod postback;
+pub mod routing;

@@ -11,25 +11,8 @@ use super::error::ApiError;
 use super::extract::{AdminRole, Auth, Json, Path, Query};
 use super::postbacks::parse_time;
 use crate::dispatch::service::{CreatedDestination, DeliveryDetail};
-use crate::dispatch::{
-    DestinationConfig, DestinationView, DispatchError, PreviewView, TestSendView,
-};
-use crate::error_body::ErrorBody;
+use crate::dispatch::{DestinationConfig, DestinationView, PreviewView, TestSendView};
 use crate::store::{DeliveryQuery, DeliveryState, ReplayCounts, StoredDelivery};
-
-impl From<DispatchError> for ApiError {
-    fn from(err: DispatchError) -> Self {
-        match err {
-            DispatchError::NotFound(message) => Self::not_found(message),
-            DispatchError::Invalid(e) => Self::Unprocessable(
-                ErrorBody::new("invalid_destination", e.message).with_field(e.field),
-            ),
-            DispatchError::Busy(message) => Self::Conflict(ErrorBody::new("in_flight", message)),
-            DispatchError::Corrupt(message) => Self::Internal(message),
-            DispatchError::Store(e) => e.into(),
-        }
-    }
-}
 
 /// Every destination.
 #[utoipa::path(

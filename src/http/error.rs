@@ -5,10 +5,16 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+// The error renders itself; extractors (which wrap `axum::Json` to turn their rejections into
+// this type) depend on it, never the other way round.
+#[allow(clippy::disallowed_types)]
+use axum::Json;
 
-use super::extract::Json;
+use crate::dispatch::DispatchError;
 use crate::error_body::ErrorBody;
 use crate::ingest::IngestError;
+use crate::report::{QueryError, ReportError};
+use crate::schemas::SchemaError;
 use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying when the database is unavailable.
@@ -80,6 +86,51 @@ impl From<IngestError> for ApiError {
                 ErrorBody::new("envelope_not_allowed", err.to_string())
                     .with_field(format!("[{index}].received_at")),
             ),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        Self::bad_request("invalid_parameter", err.message, Some(&err.parameter))
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(err: ReportError) -> Self {
+        match err {
+            ReportError::UnknownApp(app) => Self::bad_request(
+                "unknown_app",
+                format!("no postbacks or schema are known for app {app}"),
+                Some("app_id"),
+            ),
+            ReportError::Schema(e) => e.into(),
+            ReportError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SchemaError> for ApiError {
+    fn from(err: SchemaError) -> Self {
+        match err {
+            SchemaError::Invalid(report) => Self::InvalidSchema(report),
+            SchemaError::NotFound(message) => Self::not_found(message),
+            SchemaError::Corrupt(message) => Self::Internal(message),
+            SchemaError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(err: DispatchError) -> Self {
+        match err {
+            DispatchError::NotFound(message) => Self::not_found(message),
+            DispatchError::Invalid(e) => Self::Unprocessable(
+                ErrorBody::new("invalid_destination", e.message).with_field(e.field),
+            ),
+            DispatchError::Busy(message) => Self::Conflict(ErrorBody::new("in_flight", message)),
+            DispatchError::Corrupt(message) => Self::Internal(message),
+            DispatchError::Store(e) => e.into(),
         }
     }
 }

@@ -11,27 +11,7 @@ use super::error::ApiError;
 use super::extract::{Auth, Json, ViewerRole};
 use crate::error_body::ErrorBody;
 use crate::report::csv::CsvRenderer;
-use crate::report::{self, QueryError, Report, ReportError, ReportQuery};
-
-impl From<QueryError> for ApiError {
-    fn from(err: QueryError) -> Self {
-        Self::bad_request("invalid_parameter", err.message, Some(&err.parameter))
-    }
-}
-
-impl From<ReportError> for ApiError {
-    fn from(err: ReportError) -> Self {
-        match err {
-            ReportError::UnknownApp(app) => Self::bad_request(
-                "unknown_app",
-                format!("no postbacks or schema are known for app {app}"),
-                Some("app_id"),
-            ),
-            ReportError::Schema(e) => e.into(),
-            ReportError::Store(e) => e.into(),
-        }
-    }
-}
+use crate::report::{self, Report, ReportQuery};
 
 /// The query string as a list of pairs (repeated keys kept).
 #[must_use]

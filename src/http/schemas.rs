@@ -12,19 +12,8 @@ use super::extract::{Auth, EditorRole, Json, Path, ViewerRole};
 use crate::error_body::ErrorBody;
 use crate::report::{self, ReportQuery, Simulation};
 use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
-use crate::schemas::{Applied, DraftDiff, SchemaError, SchemaVersionView};
+use crate::schemas::{Applied, DraftDiff, SchemaVersionView};
 use crate::store::DateType;
-
-impl From<SchemaError> for ApiError {
-    fn from(err: SchemaError) -> Self {
-        match err {
-            SchemaError::Invalid(report) => Self::InvalidSchema(report),
-            SchemaError::NotFound(message) => Self::not_found(message),
-            SchemaError::Corrupt(message) => Self::Internal(message),
-            SchemaError::Store(e) => e.into(),
-        }
-    }
-}
 
 fn app(app_id: i64) -> Result<i64, ApiError> {
     if app_id < 0 {

@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 pub use crate::domain::access::Role;
 pub use crate::domain::aggregate::{AggregateFilter, AggregateKey, AggregateRow, DateType};
-pub use crate::domain::copies::{CopyComparison, compare_copies};
 pub use crate::domain::postback::{
     Channel, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome, UnsignedValues,
 };
+pub use crate::domain::postback::{CopyComparison, compare_copies};
 pub use outbox::{
     AttemptRecord, Claim, ClaimedDelivery, Completed, Completion, DeliveryQuery, DeliveryState,
     DeliveryUpdate, NewDestination, QueueStats, ReplayCounts, ReplayRequest, RetryResult,

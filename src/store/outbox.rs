@@ -15,7 +15,7 @@ use sqlx::{
 
 use super::sql::{Dialect, SqlStore};
 use super::{NewPostback, StoreError, StoredPostback};
-use crate::dispatch::config::{DestinationConfig, PostbackFacts};
+use crate::domain::routing::{DeliveryRules, PostbackFacts};
 
 /// Where a delivery stands.
 #[derive(
@@ -398,7 +398,7 @@ where
         }
         let mut rows: Vec<(i64, i64, i64)> = Vec::new();
         for (destination_id, config) in &routes {
-            let config: DestinationConfig =
+            let config: DeliveryRules =
                 serde_json::from_str(config).map_err(|e| corrupt_config(*destination_id, &e))?;
             for (postback_id, p, at_ms) in stored {
                 let facts = PostbackFacts {
@@ -584,7 +584,7 @@ where
         if !destination.enabled || max == 0 {
             return Ok(empty(destination));
         }
-        let config: DestinationConfig = serde_json::from_str(&destination.config)
+        let config: DeliveryRules = serde_json::from_str(&destination.config)
             .map_err(|e| corrupt_config(destination_id, &e))?;
         let (in_flight,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM deliveries WHERE destination_id = $1 AND state = 'pending' \
@@ -594,26 +594,15 @@ where
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
-        let mut room = (i64::from(config.max_concurrency) - in_flight).clamp(0, i64::from(max));
-        let mut bucket = None;
-        if let Some(limit) = config.rate_limit {
-            let per_ms = limit.per_second / 1000.0;
-            let burst_milli = (limit.burst * 1000.0).round() as i64;
-            let elapsed = (now_ms - tokens_at).max(0) as f64;
-            let refilled =
-                (tokens_milli as f64 + elapsed * per_ms * 1000.0).min(burst_milli as f64);
-            let available = refilled as i64;
-            room = room.min(available / 1000);
-            bucket = Some((available, per_ms));
-        }
-        let mut wait_ms = None;
+        let concurrency_room =
+            (i64::from(config.max_concurrency) - in_flight).clamp(0, i64::from(max));
+        let grant = config
+            .rate_limit
+            .map(|limit| limit.take(tokens_milli, tokens_at, now_ms, concurrency_room));
+        let room = grant.map_or(concurrency_room, |g| g.room);
         if room == 0 {
-            if let Some((available, per_ms)) = bucket {
-                // Held back by the rate limit: say when the next token arrives.
-                if available < 1000 && i64::from(config.max_concurrency) > in_flight {
-                    wait_ms = Some((((1000 - available) as f64) / (per_ms * 1000.0)).ceil() as i64);
-                }
-            }
+            // Held back by the rate limit (and not by concurrency): say when the next token comes.
+            let wait_ms = grant.and_then(|g| g.wait_ms).filter(|_| concurrency_room > 0);
             tx.commit().await?;
             return Ok(Claim { destination: Some(destination), deliveries: Vec::new(), wait_ms });
         }
@@ -652,8 +641,9 @@ where
             q.push(")");
             q.build().execute(&mut *tx).await?;
         }
-        if let Some((available, _)) = bucket {
-            let spent = i64::try_from(deliveries.len()).unwrap_or(0) * 1000;
+        if let Some(grant) = grant {
+            let (available, spent) =
+                (grant.available_milli, i64::try_from(deliveries.len()).unwrap_or(0) * 1000);
             sqlx::query("UPDATE destinations SET tokens_milli = $2, tokens_at = $3 WHERE id = $1")
                 .bind(destination_id)
                 .bind(available - spent)
@@ -662,7 +652,7 @@ where
                 .await?;
         }
         tx.commit().await?;
-        Ok(Claim { destination: Some(destination), deliveries, wait_ms })
+        Ok(Claim { destination: Some(destination), deliveries, wait_ms: None })
     }
 
     pub(crate) async fn complete_deliveries(
@@ -914,7 +904,7 @@ where
         let Some(destination) = self.destination(r.destination_id).await? else {
             return Ok(ReplayCounts::default());
         };
-        let config: DestinationConfig = serde_json::from_str(&destination.config)
+        let config: DeliveryRules = serde_json::from_str(&destination.config)
             .map_err(|e| corrupt_config(destination.id, &e))?;
         let mut counts = ReplayCounts::default();
         let mut after_id = 0i64;

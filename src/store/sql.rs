@@ -18,7 +18,7 @@ use super::{
     ReportData, ReportSelection, ReportSource, Role, StoreError, StoredPostback, StoredReceipt,
     StoredSchemaVersion, TotalsRow, UnsignedValues, cube, totals,
 };
-use crate::domain::copies::{CopyComparison, compare_copies};
+use crate::domain::postback::{CopyComparison, compare_copies};
 use crate::error_body::ErrorBody;
 use crate::skan::{CoarseValue, InteractionType, OutcomeClass};
 
