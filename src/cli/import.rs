@@ -22,7 +22,7 @@ use super::{EXIT_USAGE, fail, runtime};
 use crate::clock::SystemClock;
 use crate::config::{DatabaseArgs, Settings};
 use crate::error_body::ErrorBody;
-use crate::http::Summary;
+use crate::ingest::Summary;
 use crate::ingest::{Arrival, CommitConfig, Ingestor, commit, envelope};
 use crate::input::{Framing, Item, for_each_item};
 use crate::store::{self, Backend, Channel, ConnectOptions, ReceiptResult};

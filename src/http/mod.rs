@@ -28,9 +28,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use crate::ingest::Summary;
 pub use console::{CONTENT_SECURITY_POLICY, ConsoleFiles};
 pub use destinations::DeliveryPage;
-pub use postbacks::{InstallInterval, PostbackDetail, PostbackPage, SubmitResponse, Summary};
+pub use postbacks::{InstallInterval, PostbackDetail, PostbackPage, SubmitResponse};
 pub use schemas::{Generated, InvalidSchemaBody};
 pub use session::SessionView;
 

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, IngestRole, Json, Path, Query, RawBody, ViewerRole};
 use crate::error_body::ErrorBody;
-use crate::ingest::ItemResult;
+use crate::ingest::{ItemResult, Summary};
 use crate::input::split_lines;
 use crate::skan::{OutcomeClass, Postback};
 use crate::store::{Channel, PostbackQuery, ReceiptResult, Role, StoredPostback};
@@ -24,44 +24,6 @@ pub struct SubmitResponse {
     pub results: Vec<ItemResult>,
     /// Counts by result.
     pub summary: Summary,
-}
-
-/// Counts of item results.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Summary {
-    /// New valid postbacks.
-    pub accepted: usize,
-    /// Copies of postbacks already stored.
-    pub duplicate: usize,
-    /// Items that are not well-formed postbacks.
-    pub rejected: usize,
-    /// Postbacks whose signature does not hold (quarantined).
-    pub invalid: usize,
-    /// Postbacks whose signature cannot be checked (quarantined).
-    pub unverifiable: usize,
-}
-
-impl Summary {
-    /// Count results.
-    #[must_use]
-    pub fn of<'a>(results: impl IntoIterator<Item = &'a ItemResult>) -> Self {
-        let mut summary = Self::default();
-        for r in results {
-            summary.add(r.result);
-        }
-        summary
-    }
-
-    /// Count one result.
-    pub fn add(&mut self, result: ReceiptResult) {
-        match result {
-            ReceiptResult::Accepted => self.accepted += 1,
-            ReceiptResult::Duplicate => self.duplicate += 1,
-            ReceiptResult::Rejected => self.rejected += 1,
-            ReceiptResult::Invalid => self.invalid += 1,
-            ReceiptResult::Unverifiable => self.unverifiable += 1,
-        }
-    }
 }
 
 async fn receive_from_apple(state: &AppState, body: Bytes) -> Result<Json<ItemResult>, ApiError> {

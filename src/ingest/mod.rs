@@ -51,6 +51,44 @@ pub struct ItemResult {
     pub error: Option<ErrorBody>,
 }
 
+/// Counts of item results.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// New valid postbacks.
+    pub accepted: usize,
+    /// Copies of postbacks already stored.
+    pub duplicate: usize,
+    /// Items that are not well-formed postbacks.
+    pub rejected: usize,
+    /// Postbacks whose signature does not hold (quarantined).
+    pub invalid: usize,
+    /// Postbacks whose signature cannot be checked (quarantined).
+    pub unverifiable: usize,
+}
+
+impl Summary {
+    /// Count results.
+    #[must_use]
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a ItemResult>) -> Self {
+        let mut summary = Self::default();
+        for r in results {
+            summary.add(r.result);
+        }
+        summary
+    }
+
+    /// Count one result.
+    pub fn add(&mut self, result: ReceiptResult) {
+        match result {
+            ReceiptResult::Accepted => self.accepted += 1,
+            ReceiptResult::Duplicate => self.duplicate += 1,
+            ReceiptResult::Rejected => self.rejected += 1,
+            ReceiptResult::Invalid => self.invalid += 1,
+            ReceiptResult::Unverifiable => self.unverifiable += 1,
+        }
+    }
+}
+
 /// Why a submission could not be processed at all.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

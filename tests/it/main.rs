@@ -11,6 +11,7 @@ mod console;
 mod dispatch;
 mod fixture;
 mod helpers;
+mod layering;
 mod openapi;
 mod partner;
 mod schema_props;
