@@ -17,7 +17,7 @@ use crate::config::{Settings, VerifierKind};
 use crate::dispatch::{DispatchSettings, Dispatcher, HttpSender};
 use crate::http::{self, AppState};
 use crate::ingest::{CommitConfig, Ingestor, commit};
-use crate::schemas::SchemaService;
+use crate::schema_versions::SchemaVersions;
 use crate::skan::KeySet;
 use crate::store::{self, Backend, ConnectOptions, Store};
 use crate::{apple_keys, telemetry};
@@ -39,7 +39,7 @@ pub struct App {
 pub fn build_dispatcher(
     settings: &Settings,
     store: Arc<dyn Store>,
-    schemas: Arc<SchemaService>,
+    schemas: Arc<SchemaVersions>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let sender = HttpSender::new(settings.allow_private_destinations)
@@ -106,7 +106,7 @@ impl App {
                 max_concurrent,
             },
         );
-        let schemas = Arc::new(SchemaService::new(Arc::clone(&store), Arc::clone(&clock)));
+        let schemas = Arc::new(SchemaVersions::new(Arc::clone(&store), Arc::clone(&clock)));
         let dispatcher = build_dispatcher(
             &settings,
             Arc::clone(&store),
@@ -223,7 +223,7 @@ impl App {
 /// Apply the schemas listed in the settings file, each as a new version only when it differs
 /// from the app's latest one. A schema with errors stops start-up.
 async fn apply_configured_schemas(
-    schemas: &SchemaService,
+    schemas: &SchemaVersions,
     configured: &[crate::config::FileSchema],
 ) -> anyhow::Result<()> {
     for entry in configured {
@@ -248,7 +248,7 @@ async fn apply_configured_schemas(
                 "applied schema from settings"
             ),
             Ok(None) => {}
-            Err(crate::schemas::SchemaError::Invalid(report)) => anyhow::bail!(
+            Err(crate::schema_versions::SchemaError::Invalid(report)) => anyhow::bail!(
                 "schema file {} has errors: {}",
                 entry.file.display(),
                 serde_json::to_string(&report.errors).unwrap_or_default()

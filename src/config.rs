@@ -244,7 +244,7 @@ pub struct FileShutdown {
 
 /// Why settings could not be resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum SettingsError {
     /// The settings file could not be read.
     #[error("cannot read settings file {path}: {source}")]
     Read {
@@ -319,13 +319,13 @@ pub struct Settings {
 /// Read a settings file, or the empty configuration when there is none.
 ///
 /// # Errors
-/// [`ConfigError`] when the file cannot be read or parsed.
-pub fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+/// [`SettingsError`] when the file cannot be read or parsed.
+pub fn load_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
     let Some(path) = path else { return Ok(FileConfig::default()) };
     let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
     let mut file: FileConfig = toml::from_str(&text)
-        .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
+        .map_err(|source| SettingsError::Parse { path: path.to_owned(), source })?;
     if let Some(dir) = path.parent() {
         if let Some(keys) = file.keys.as_mut()
             && keys.is_relative()
@@ -345,8 +345,8 @@ impl DatabaseArgs {
     /// The database URL: flag or variable, else the settings file, else the default.
     ///
     /// # Errors
-    /// [`ConfigError`] when the settings file cannot be read.
-    pub fn resolve_url(&self) -> Result<String, ConfigError> {
+    /// [`SettingsError`] when the settings file cannot be read.
+    pub fn resolve_url(&self) -> Result<String, SettingsError> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
@@ -359,8 +359,8 @@ impl Settings {
     /// Resolve flags, variables, file and defaults.
     ///
     /// # Errors
-    /// [`ConfigError`] for an unreadable file or an out-of-range value.
-    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+    /// [`SettingsError`] for an unreadable file or an out-of-range value.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, SettingsError> {
         let file = load_file(args.db.config.as_deref())?;
         let database_url = args
             .db
@@ -412,10 +412,10 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), SettingsError> {
         let positive = |setting: &'static str, value: usize| {
             if value == 0 {
-                Err(ConfigError::Invalid { setting, message: "must be at least 1".to_owned() })
+                Err(SettingsError::Invalid { setting, message: "must be at least 1".to_owned() })
             } else {
                 Ok(())
             }
@@ -425,13 +425,13 @@ impl Settings {
         positive("--commit-max-items", self.commit_max_items)?;
         positive("--db-max-connections", self.db_max_connections as usize)?;
         if !(10..=60_000).contains(&self.dispatch_poll.as_millis()) {
-            return Err(ConfigError::Invalid {
+            return Err(SettingsError::Invalid {
                 setting: "--dispatch-poll-ms",
                 message: "must be 10-60000 milliseconds".to_owned(),
             });
         }
         if self.max_batch_bytes < self.max_postback_bytes {
-            return Err(ConfigError::Invalid {
+            return Err(SettingsError::Invalid {
                 setting: "--max-batch-bytes",
                 message: "must be at least --max-postback-bytes".to_owned(),
             });

@@ -24,7 +24,7 @@
 //! | 3 | [`store`] | adapter | SQLite and PostgreSQL behind one `Store` trait; SQL written once |
 //! | 4 | [`auth`] | service | API keys: generation, hashing, cached look-up |
 //! | 4 | [`group_commit`] | infrastructure | many concurrent writers, one transaction |
-//! | 4 | [`schemas`] | service | schema versions: apply, list, diff, decode postbacks with the version in effect |
+//! | 4 | [`schema_versions`] | service | schema versions: apply, list, diff, decode postbacks with the version in effect |
 //! | 5 | [`report`] | service | reports: queries, metrics, CSV, simulation of a draft schema |
 //! | 6 | [`dispatch`] | service | forwarding to partners: destinations, templates, signing, retries, the delivery worker |
 //! | 7 | [`ingest`] | service | bytes in, durable outcome out: parse, verify, flatten, commit; backfill envelopes |
@@ -51,7 +51,7 @@ pub mod input;
 pub mod loadgen;
 pub mod report;
 pub mod schema;
-pub mod schemas;
+pub mod schema_versions;
 pub mod skan;
 pub mod store;
 pub mod telemetry;

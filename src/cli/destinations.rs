@@ -10,7 +10,7 @@ use crate::clock::SystemClock;
 use crate::config::DatabaseArgs;
 use crate::dispatch::{DestinationConfig, DispatchError, DispatchSettings, Dispatcher, HttpSender};
 use crate::error_body::ErrorBody;
-use crate::schemas::SchemaService;
+use crate::schema_versions::SchemaVersions;
 use crate::store::StoreError;
 
 /// `destinations` subcommands.
@@ -103,7 +103,7 @@ pub(super) fn run(command: DestinationsCommand) -> ExitCode {
             Err(err) => return fail(&ErrorBody::new("http_client", err.to_string()), 1),
         };
         let clock = Arc::new(SystemClock);
-        let schemas = Arc::new(SchemaService::new(Arc::clone(&store), clock.clone()));
+        let schemas = Arc::new(SchemaVersions::new(Arc::clone(&store), clock.clone()));
         let dispatcher = Dispatcher::new(
             store,
             schemas,

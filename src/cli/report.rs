@@ -9,7 +9,7 @@ use crate::config::DatabaseArgs;
 use crate::error_body::ErrorBody;
 use crate::report::csv::CsvRenderer;
 use crate::report::{self, Report, ReportError, ReportQuery};
-use crate::schemas::SchemaService;
+use crate::schema_versions::SchemaVersions;
 
 /// Arguments of `report`; each flag is the query parameter of the same name.
 #[derive(Debug, clap::Args)]
@@ -112,7 +112,7 @@ pub(super) fn run(args: &ReportArgs) -> ExitCode {
             Ok(store) => store,
             Err(code) => return code,
         };
-        let schemas = SchemaService::new(Arc::clone(&store), Arc::new(SystemClock));
+        let schemas = SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock));
         let result = report::run(store.as_ref(), &schemas, &query).await;
         store.close().await;
         match result {

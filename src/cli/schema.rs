@@ -15,7 +15,7 @@ use crate::error_body::ErrorBody;
 use crate::input::{Framing, Item, for_each_item};
 use crate::schema::generate::Flag;
 use crate::schema::{CompiledSchema, Finding, Generator, Schema, ValidationReport, validate};
-use crate::schemas::{SchemaError, SchemaService};
+use crate::schema_versions::{SchemaError, SchemaVersions};
 use crate::skan::Postback;
 
 /// `schema` subcommands.
@@ -270,7 +270,7 @@ pub(super) fn run(command: SchemaCommand) -> ExitCode {
 
 fn with_service<F, Fut>(db: &DatabaseArgs, body: F) -> ExitCode
 where
-    F: FnOnce(SchemaService) -> Fut,
+    F: FnOnce(SchemaVersions) -> Fut,
     Fut: Future<Output = ExitCode>,
 {
     let Ok(rt) = runtime() else { return ExitCode::from(EXIT_USAGE) };
@@ -279,7 +279,7 @@ where
             Ok(store) => store,
             Err(code) => return code,
         };
-        let code = body(SchemaService::new(Arc::clone(&store), Arc::new(SystemClock))).await;
+        let code = body(SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock))).await;
         store.close().await;
         code
     })

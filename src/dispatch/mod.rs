@@ -9,8 +9,7 @@
 //! operations the API and CLI use are in [`service`].
 
 pub mod breaker;
-pub mod config;
-pub mod macros;
+pub mod destination;
 pub mod policy;
 pub mod request;
 pub mod sender;
@@ -18,6 +17,7 @@ pub mod service;
 pub mod signing;
 pub mod ssrf;
 pub mod template;
+pub mod values;
 mod worker;
 
 use std::collections::HashMap;
@@ -25,12 +25,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use config::{ConfigError, Destination, DestinationConfig};
+pub use destination::{Destination, DestinationConfig, DestinationError};
 pub use sender::{HttpSender, OutgoingRequest, SendOutcome, Sender};
 pub use service::{DestinationView, PreviewView, TestSendView};
 
 use crate::clock::Clock;
-use crate::schemas::SchemaService;
+use crate::schema_versions::SchemaVersions;
 use crate::store::{Store, StoreError};
 
 /// How the dispatcher runs.
@@ -70,7 +70,7 @@ pub enum DispatchError {
     NotFound(String),
     /// The destination document is invalid; names the field.
     #[error(transparent)]
-    Invalid(#[from] ConfigError),
+    Invalid(#[from] DestinationError),
     /// The delivery is being sent right now.
     #[error("{0}")]
     Busy(String),
@@ -86,7 +86,7 @@ pub enum DispatchError {
 #[derive(Debug)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    schemas: Arc<SchemaService>,
+    schemas: Arc<SchemaVersions>,
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
     settings: DispatchSettings,
@@ -101,7 +101,7 @@ impl Dispatcher {
     #[must_use]
     pub fn new(
         store: Arc<dyn Store>,
-        schemas: Arc<SchemaService>,
+        schemas: Arc<SchemaVersions>,
         sender: Arc<dyn Sender>,
         clock: Arc<dyn Clock>,
         settings: DispatchSettings,

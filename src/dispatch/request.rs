@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use super::config::{BodyTemplate, Destination, Method};
+use super::destination::{BodyTemplate, Destination, Method};
 use super::template::{Formats, MissingPolicy, Template, Values};
 
 /// A request ready to send.
@@ -196,7 +196,7 @@ mod tests {
     use super::*;
     use chrono::DateTime;
 
-    use crate::dispatch::config::DestinationConfig;
+    use crate::dispatch::destination::DestinationConfig;
     use crate::dispatch::template::{MacroValue, TemplateError};
 
     fn destination(doc: serde_json::Value) -> Destination {

@@ -13,7 +13,8 @@ use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
 use super::request::RenderedRequest;
 use super::worker::{Prepared, build_request};
 use super::{
-    ConfigError, Destination, DestinationConfig, DispatchError, Dispatcher, macros, signing, ssrf,
+    Destination, DestinationConfig, DestinationError, DispatchError, Dispatcher, signing, ssrf,
+    values,
 };
 use crate::store::{
     DeliveryQuery, NewDestination, ReplayCounts, ReplayRequest, RetryResult, StoredAttempt,
@@ -370,11 +371,11 @@ impl Dispatcher {
         let decoded = self.schemas.decode_postback(&sample).await.ok();
         let raw = sample_raw(&sample);
         let key = format!("dlv_test_{}", now.timestamp_millis());
-        let values = macros::values(&sample, decoded.as_ref(), &key, &raw);
+        let values = values::values(&sample, decoded.as_ref(), &key, &raw);
         let (shown, outgoing) = match build_request(&destination, &values, &key, now.timestamp()) {
             Prepared::Send(request) => *request,
             Prepared::Skip(reason) => {
-                return Err(DispatchError::Invalid(ConfigError {
+                return Err(DispatchError::Invalid(DestinationError {
                     field: "missing".to_owned(),
                     message: format!("the sample postback cannot be sent: {reason}"),
                 }));
@@ -475,7 +476,7 @@ impl Dispatcher {
     ) -> Result<ReplayCounts, DispatchError> {
         self.stored_destination(destination_id).await?;
         if to_ms <= from_ms {
-            return Err(DispatchError::Invalid(ConfigError {
+            return Err(DispatchError::Invalid(DestinationError {
                 field: "to".to_owned(),
                 message: "the end of the range must be after its start".to_owned(),
             }));
@@ -497,7 +498,7 @@ impl Dispatcher {
 
 fn named(name: &str, err: DispatchError) -> DispatchError {
     match err {
-        DispatchError::Invalid(e) => DispatchError::Invalid(ConfigError {
+        DispatchError::Invalid(e) => DispatchError::Invalid(DestinationError {
             field: format!("destinations[{name}].{}", e.field),
             message: e.message,
         }),
@@ -540,8 +541,8 @@ fn view(stored: &StoredDestination) -> Result<DestinationView, DispatchError> {
 
 /// Refuse a host that is, or resolves only to, a non-public address. A name that does not
 /// resolve now is accepted (DNS may be down); sending checks again every time.
-async fn check_public(host: &url::Host) -> Result<(), ConfigError> {
-    let refuse = |ip: IpAddr| ConfigError {
+async fn check_public(host: &url::Host) -> Result<(), DestinationError> {
+    let refuse = |ip: IpAddr| DestinationError {
         field: "url".to_owned(),
         message: format!(
             "{host} is {ip}, a loopback, private, link-local or reserved address; destinations \

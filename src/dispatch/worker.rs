@@ -16,7 +16,7 @@ use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
 use super::request::{Render, RenderedRequest};
 use super::sender::OutgoingRequest;
 use super::template::Values;
-use super::{Destination, DispatchError, Dispatcher, macros, signing};
+use super::{Destination, DispatchError, Dispatcher, signing, values};
 use crate::group_commit::{self, CommitConfig, GroupHandle, GroupWrite};
 use crate::store::{
     AttemptRecord, Backend, ClaimedDelivery, Completed, Completion, DeliveryUpdate, Store,
@@ -361,7 +361,7 @@ impl Dispatcher {
                 )));
             }
         }
-        let values = macros::values(&postback, decoded.as_ref(), key, &raw);
+        let values = values::values(&postback, decoded.as_ref(), key, &raw);
         Ok(build_request(destination, &values, key, timestamp_s))
     }
 

@@ -14,7 +14,7 @@ use crate::dispatch::DispatchError;
 use crate::error_body::ErrorBody;
 use crate::ingest::IngestError;
 use crate::report::{QueryError, ReportError};
-use crate::schemas::SchemaError;
+use crate::schema_versions::SchemaError;
 use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying when the database is unavailable.

@@ -59,7 +59,7 @@ pub struct AppState {
     /// The API description served at `/v1/openapi.json`.
     pub openapi: Arc<String>,
     /// Conversion-value schemas.
-    pub schemas: Arc<crate::schemas::SchemaService>,
+    pub schemas: Arc<crate::schema_versions::SchemaVersions>,
     /// The postback dispatcher (destinations and deliveries).
     pub dispatcher: Arc<crate::dispatch::Dispatcher>,
 }

@@ -12,7 +12,7 @@ use super::extract::{Auth, EditorRole, Json, Path, ViewerRole};
 use crate::error_body::ErrorBody;
 use crate::report::{self, ReportQuery, Simulation};
 use crate::schema::{Generator, Schema, SchemaDiff, ValidationReport, validate};
-use crate::schemas::{Applied, DraftDiff, SchemaVersionView};
+use crate::schema_versions::{Applied, DraftDiff, SchemaVersionView};
 use crate::store::DateType;
 
 fn app(app_id: i64) -> Result<i64, ApiError> {

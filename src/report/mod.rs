@@ -6,7 +6,7 @@
 //! and accumulates [`Metrics`] per output row. [`run`] ties the two together.
 
 pub mod csv;
-pub mod metrics;
+pub mod measures;
 pub mod query;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-pub use metrics::{Metrics, MetricsBuilder};
+pub use measures::{Metrics, MetricsBuilder};
 pub use query::{Dimension, QueryError, ReportQuery};
 
 use crate::domain::aggregate::row_value;
 use crate::schema::{Decoded, SchemaHistory};
-use crate::schemas::{SchemaError, SchemaService};
+use crate::schema_versions::{SchemaError, SchemaVersions};
 use crate::skan::{CoarseValue, ConversionValue};
 use crate::skan::{day_from_number, day_number};
 use crate::store::{DateType, ReportData, ReportSelection, ReportSource, Store, StoreError};
@@ -337,7 +337,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
 /// [`ReportError::UnknownApp`] for an app nothing is known about; store and schema errors.
 pub async fn run(
     store: &dyn Store,
-    schemas: &SchemaService,
+    schemas: &SchemaVersions,
     query: &ReportQuery,
 ) -> Result<Report, ReportError> {
     if !store.app_exists(query.app_id).await? {
@@ -364,11 +364,11 @@ pub struct Simulation {
 /// [`SchemaError::Invalid`] (inside [`ReportError::Schema`]) when the draft has errors; as [`run`].
 pub async fn simulate(
     store: &dyn Store,
-    schemas: &SchemaService,
+    schemas: &SchemaVersions,
     query: &ReportQuery,
     draft: crate::schema::Schema,
 ) -> Result<Simulation, ReportError> {
-    let draft = crate::schemas::compile(draft)?;
+    let draft = crate::schema_versions::compile(draft)?;
     if !store.app_exists(query.app_id).await? {
         return Err(ReportError::UnknownApp(query.app_id));
     }

@@ -404,11 +404,11 @@ async fn the_cli_prints_the_same_report_as_the_api() {
 #[tokio::test]
 async fn the_three_report_sources_give_identical_reports() {
     use skan_receiver::report::{ReportQuery, assemble, selection};
-    use skan_receiver::schemas::SchemaService;
+    use skan_receiver::schema_versions::SchemaVersions;
     use skan_receiver::store::ReportSource;
     for db in each_backend().await {
         let f = fixture(&db).await;
-        let schemas = SchemaService::new(
+        let schemas = SchemaVersions::new(
             Arc::clone(&f.app.store),
             Arc::new(skan_receiver::clock::SystemClock),
         );
@@ -464,7 +464,7 @@ async fn the_three_report_sources_give_identical_reports() {
 #[tokio::test]
 async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
     use skan_receiver::report::{ReportQuery, assemble, selection};
-    use skan_receiver::schemas::SchemaService;
+    use skan_receiver::schema_versions::SchemaVersions;
     use skan_receiver::store::ReportSource;
     for db in each_backend().await {
         let clock = Arc::new(ManualClock::new("2026-11-01T00:00:00Z".parse().unwrap()));
@@ -496,8 +496,10 @@ async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
             assert_eq!(report["totals"]["unsigned_mismatch"], 1);
         }
         // Every table gives the same rows for the value shapes.
-        let schemas =
-            SchemaService::new(Arc::clone(&app.store), Arc::new(skan_receiver::clock::SystemClock));
+        let schemas = SchemaVersions::new(
+            Arc::clone(&app.store),
+            Arc::new(skan_receiver::clock::SystemClock),
+        );
         let history = schemas.history(779).await.unwrap();
         for shape in
             ["&group_by=coarse_value", "&group_by=window,coarse_value", "&group_by=event", ""]

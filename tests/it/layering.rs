@@ -18,7 +18,7 @@ const RANKS: &[(&str, u8)] = &[
     ("store", 3),
     ("auth", 4),
     ("group_commit", 4),
-    ("schemas", 4),
+    ("schema_versions", 4),
     ("report", 5),
     ("dispatch", 6),
     ("ingest", 7),

@@ -417,9 +417,9 @@ async fn aggregates_count_each_postback_once_under_the_values_in_effect() {
 #[tokio::test]
 async fn schema_versions_are_numbered_per_app_even_under_concurrent_writers() {
     use skan_receiver::clock::SystemClock;
-    use skan_receiver::schemas::SchemaService;
+    use skan_receiver::schema_versions::SchemaVersions;
     for (store, _db) in stores().await {
-        let service = SchemaService::new(Arc::clone(&store), Arc::new(SystemClock));
+        let service = SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock));
         let schema: skan_receiver::schema::Schema = serde_json::from_value(
             json!({"windows": [{"window": 0, "fine": [{"value": 0, "label": "x"}]}]}),
         )

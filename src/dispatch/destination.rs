@@ -125,15 +125,15 @@ pub struct DestinationConfig {
 /// A configuration problem, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct ConfigError {
+pub struct DestinationError {
     /// The field at fault.
     pub field: String,
     /// What is wrong.
     pub message: String,
 }
 
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.into(), message: message.into() }
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> DestinationError {
+    DestinationError { field: field.into(), message: message.into() }
 }
 
 /// The checked, parsed form of a destination.
@@ -162,7 +162,7 @@ pub struct UrlTemplate {
     pub host: url::Host,
 }
 
-fn template(field: &str, text: &str) -> Result<Template, ConfigError> {
+fn template(field: &str, text: &str) -> Result<Template, DestinationError> {
     Template::parse(text).map_err(|e: TemplateError| invalid(field, e.to_string()))
 }
 
@@ -170,9 +170,9 @@ impl DestinationConfig {
     /// Check everything and parse the templates.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the field: name, URL (scheme, templated host, unknown macro),
+    /// [`DestinationError`] naming the field: name, URL (scheme, templated host, unknown macro),
     /// body and method mismatch, header names and templates, signing secrets, limits.
-    pub fn validate(self) -> Result<Destination, ConfigError> {
+    pub fn validate(self) -> Result<Destination, DestinationError> {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(invalid("name", "give a name of 1-200 characters"));
         }
@@ -253,7 +253,7 @@ impl DestinationConfig {
     }
 }
 
-fn parse_url(text: &str) -> Result<UrlTemplate, ConfigError> {
+fn parse_url(text: &str) -> Result<UrlTemplate, DestinationError> {
     let field = "url";
     let (scheme, rest) = text
         .split_once("://")
@@ -296,7 +296,7 @@ fn parse_url(text: &str) -> Result<UrlTemplate, ConfigError> {
     Ok(UrlTemplate { origin, path, query: params, host })
 }
 
-fn check_json_template(value: &serde_json::Value, field: &str) -> Result<(), ConfigError> {
+fn check_json_template(value: &serde_json::Value, field: &str) -> Result<(), DestinationError> {
     match value {
         serde_json::Value::String(text) => template(field, text).map(|_| ()),
         serde_json::Value::Array(items) => items

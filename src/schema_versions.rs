@@ -1,7 +1,7 @@
 //! Schema versions as the application sees them: apply, list, compare, decode with, simulate.
 //!
 //! Wraps the pure [`crate::schema`] module around the store and the clock. The HTTP handlers,
-//! the CLI and start-up configuration all go through [`SchemaService`].
+//! the CLI and start-up configuration all go through [`SchemaVersions`].
 
 use std::sync::Arc;
 
@@ -94,12 +94,12 @@ fn view(stored: &StoredSchemaVersion) -> Result<SchemaVersionView, SchemaError> 
 
 /// Schema versions over a store.
 #[derive(Debug, Clone)]
-pub struct SchemaService {
+pub struct SchemaVersions {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
-impl SchemaService {
+impl SchemaVersions {
     /// A service over `store`, reading time from `clock`.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
