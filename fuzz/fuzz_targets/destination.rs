@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use skan_receiver::dispatch::DestinationConfig;
-use skan_receiver::dispatch::template::{MacroValue, Render, Values, render};
+use skan_receiver::dispatch::request::{Render, render};
+use skan_receiver::dispatch::template::{MacroValue, Values};
 
 fuzz_target!(|data: &[u8]| {
     let Some((doc, value)) = data.iter().position(|b| *b == 0).map(|i| data.split_at(i)) else { return };
