@@ -28,6 +28,7 @@ use std::time::Duration;
 pub use destination::{Destination, DestinationConfig, DestinationError};
 pub use sender::{HttpSender, OutgoingRequest, SendOutcome, Sender};
 pub use service::{DestinationView, PreviewView, TestSendView};
+pub use worker::RunOutcome;
 
 use crate::clock::Clock;
 use crate::schema_versions::SchemaVersions;

@@ -51,6 +51,18 @@ pub enum Decision {
     },
 }
 
+/// Whether an attempt's failure says the partner is in trouble (it counts towards the circuit
+/// breaker): no answer, a broken connection, 408, 429 or a 5xx. A 4xx is about the request and
+/// says nothing of the partner's health.
+#[must_use]
+pub fn troubles_partner(result: &AttemptResult) -> bool {
+    match result {
+        AttemptResult::Timeout | AttemptResult::Connection(_) => true,
+        AttemptResult::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+        AttemptResult::Refused(_) => false,
+    }
+}
+
 /// Longest wait a `Retry-After` can impose.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Least wait after a 429 or a timeout.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
+use super::policy::{AttemptResult, Decision, decide, parse_retry_after, troubles_partner};
 use super::request::{Render, RenderedRequest};
 use super::sender::OutgoingRequest;
 use super::template::Values;
@@ -44,6 +44,22 @@ impl GroupWrite for CompleteWrite {
 }
 
 type CompletionHandle = GroupHandle<CompleteWrite>;
+
+/// What one [`Dispatcher::run_once`] step did; recorded results only (an attempt whose lease
+/// was lost meanwhile is not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Deliveries claimed.
+    pub claimed: usize,
+    /// Delivered.
+    pub delivered: usize,
+    /// Failed and scheduled again.
+    pub retried: usize,
+    /// Gave up (dead, or the destination disabled).
+    pub dead: usize,
+    /// Not sent (the events filter, or the postback is gone).
+    pub skipped: usize,
+}
 
 /// What a delivery turns into before sending.
 pub(super) enum Prepared {
@@ -209,16 +225,109 @@ impl Dispatcher {
         completer: &CompletionHandle,
     ) {
         let key = format!("dlv_{}", claimed.id);
-        let started_at_ms = self.clock.now_ms();
+        let Some((completion, outcome)) =
+            self.attempt(stored, destination, claimed, &|| self.clock.now_ms()).await
+        else {
+            return;
+        };
+        match completer.commit(vec![completion]).await {
+            Ok(Ok(done)) => {
+                if let Some(done) = done.into_iter().next() {
+                    Self::count(stored, &done, outcome);
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(delivery = key, error = %err, "recording the attempt failed; it will be retried");
+            }
+            Err(_) => tracing::warn!(
+                delivery = key,
+                "stopping before the attempt was recorded; it will be retried"
+            ),
+        }
+    }
+
+    fn count(stored: &StoredDestination, done: &Completed, outcome: &'static str) {
+        let outcome = if done.held { outcome } else { "lease_lost" };
+        metrics::counter!("skan_deliveries_total", "destination" => stored.name.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Some(reason) = &done.disabled {
+            tracing::warn!(destination = stored.name, reason, "destination disabled");
+        }
+    }
+
+    /// One step of delivery, for every enabled destination: claim what is due at `now_ms`
+    /// (within each circuit breaker's allowance), send it, and record the results, all before
+    /// returning. Time comes only from `now_ms`, so tests drive retries, backoff and the breaker
+    /// with a manual clock instead of sleeping; the running service uses [`Dispatcher::run`].
+    ///
+    /// # Errors
+    /// Database failures while listing, claiming or recording.
+    pub async fn run_once(&self, now_ms: i64) -> Result<RunOutcome, DispatchError> {
+        let mut outcome = RunOutcome::default();
+        for stored in self.store.list_destinations().await?.into_iter().filter(|d| d.enabled) {
+            let allowance = self.breaker(stored.id, |b| b.allowance(now_ms));
+            let max = allowance.map_or(WORKER_MAX_IN_FLIGHT, |a| a.min(WORKER_MAX_IN_FLIGHT));
+            if max == 0 {
+                continue;
+            }
+            let lease = format!(
+                "{}:{}",
+                self.settings.instance,
+                self.claims.fetch_add(1, Ordering::Relaxed)
+            );
+            let claim = self.store.claim_deliveries(stored.id, &lease, now_ms, max).await?;
+            let Some(stored) = claim.destination else { continue };
+            if claim.deliveries.is_empty() {
+                continue;
+            }
+            let parsed = self.parse(&stored)?;
+            if allowance == Some(1) {
+                self.breaker(stored.id, |b| b.probe_started());
+            }
+            outcome.claimed += claim.deliveries.len();
+            let at = move || now_ms;
+            let attempts = claim
+                .deliveries
+                .into_iter()
+                .map(|delivery| self.attempt(&stored, &parsed, delivery, &at));
+            let (completions, labels): (Vec<Completion>, Vec<&'static str>) =
+                futures_util::future::join_all(attempts).await.into_iter().flatten().unzip();
+            let done = self.store.complete_deliveries(&completions).await?;
+            for (done, label) in done.iter().zip(labels) {
+                Self::count(&stored, done, label);
+                if done.held {
+                    match label {
+                        "delivered" => outcome.delivered += 1,
+                        "retry" => outcome.retried += 1,
+                        "skipped" => outcome.skipped += 1,
+                        _ => outcome.dead += 1,
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Prepare, send and decide one claimed delivery: the completion to record and its outcome
+    /// label, or nothing when it cannot be prepared now (its lease runs out and it is tried
+    /// again). `now` gives the time of the attempt and of the decision.
+    async fn attempt(
+        &self,
+        stored: &StoredDestination,
+        destination: &Destination,
+        claimed: ClaimedDelivery,
+        now: &(dyn Fn() -> i64 + Sync),
+    ) -> Option<(Completion, &'static str)> {
+        let key = format!("dlv_{}", claimed.id);
+        let started_at_ms = now();
         let prepared = match self
             .prepare(destination, claimed.postback_id, &key, started_at_ms / 1000)
             .await
         {
             Ok(prepared) => prepared,
             Err(err) => {
-                // The lease runs out and the delivery is tried again later.
                 tracing::warn!(delivery = key, error = %err, "cannot prepare delivery");
-                return;
+                return None;
             }
         };
         let attempt_number = u32::try_from(claimed.attempt).unwrap_or(u32::MAX);
@@ -236,7 +345,7 @@ impl Dispatcher {
                 }
                 metrics::histogram!("skan_delivery_attempt_seconds", "destination" => stored.name.clone())
                     .record(sent.duration.as_secs_f64());
-                let now_ms = self.clock.now_ms();
+                let now_ms = now();
                 let decision = decide(
                     &result,
                     attempt_number,
@@ -245,10 +354,7 @@ impl Dispatcher {
                     rand::random::<f64>(),
                     now_ms,
                 );
-                let partner_trouble = matches!(
-                    &result,
-                    AttemptResult::Timeout | AttemptResult::Connection(_)
-                ) || matches!(&result, AttemptResult::Http { status, .. } if *status == 408 || *status == 429 || *status >= 500);
+                let partner_trouble = troubles_partner(&result);
                 match &decision {
                     Decision::Delivered => {
                         self.breaker(stored.id, super::breaker::Breaker::success)
@@ -308,7 +414,7 @@ impl Dispatcher {
             delivery_id: claimed.id,
             destination_id: stored.id,
             lease: claimed.lease,
-            now_ms: self.clock.now_ms(),
+            now_ms: now(),
             update,
             attempt,
             status,
@@ -317,24 +423,7 @@ impl Dispatcher {
             )
             .ok(),
         };
-        match completer.commit(vec![completion]).await {
-            Ok(Ok(done)) => {
-                let Some(done) = done.into_iter().next() else { return };
-                let outcome = if done.held { outcome } else { "lease_lost" };
-                metrics::counter!("skan_deliveries_total", "destination" => stored.name.clone(), "outcome" => outcome)
-                    .increment(1);
-                if let Some(reason) = done.disabled {
-                    tracing::warn!(destination = stored.name, reason, "destination disabled");
-                }
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(delivery = key, error = %err, "recording the attempt failed; it will be retried");
-            }
-            Err(_) => tracing::warn!(
-                delivery = key,
-                "stopping before the attempt was recorded; it will be retried"
-            ),
-        }
+        Some((completion, outcome))
     }
 
     /// Everything before sending: load the postback, decode it, apply the events filter, render

@@ -1059,3 +1059,57 @@ async fn delivery_throughput() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_worker_steps_deterministically_through_a_failure_a_backoff_and_a_delivery() {
+    use skan_receiver::dispatch::{DispatchSettings, Dispatcher, HttpSender, RunOutcome};
+    use skan_receiver::schema_versions::SchemaVersions;
+    for db in each_backend().await {
+        let clock = manual_clock();
+        // No background dispatcher: only the steps below send anything.
+        let app = TestApp::spawn_full(
+            &db,
+            Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            |s| {
+                for_tests(s);
+                s.dispatch_enabled = false;
+            },
+        )
+        .await;
+        let admin = app.key(Role::Admin).await;
+        let partner = Partner::start().await;
+        partner.answer_with(503);
+        create(
+            &app,
+            &admin,
+            json!({"name": "stepped", "url": format!("{}/hook", partner.url), "retry_schedule_secs": [60]}),
+        )
+        .await;
+        post_postback(&app, Spec::new(1, "step-1").fine(3).bytes()).await;
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&app.store),
+            Arc::new(SchemaVersions::new(
+                Arc::clone(&app.store),
+                Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            )),
+            Arc::new(HttpSender::new(true).unwrap()),
+            Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            DispatchSettings { allow_private: true, ..DispatchSettings::default() },
+        );
+        let now = clock.now_ms();
+        assert_eq!(
+            dispatcher.run_once(now).await.unwrap(),
+            RunOutcome { claimed: 1, retried: 1, ..RunOutcome::default() }
+        );
+        // Not due again before its backoff (60 s, at most +20 % jitter) has passed.
+        assert_eq!(dispatcher.run_once(now + 40_000).await.unwrap(), RunOutcome::default());
+        partner.answer_with(200);
+        assert_eq!(
+            dispatcher.run_once(now + 73_000).await.unwrap(),
+            RunOutcome { claimed: 1, delivered: 1, ..RunOutcome::default() }
+        );
+        assert_eq!(partner.seen().len(), 2);
+        assert_eq!(dispatcher.run_once(now + 200_000).await.unwrap(), RunOutcome::default());
+        app.stop().await;
+    }
+}
