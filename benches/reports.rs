@@ -116,7 +116,7 @@ fn main() {
     rt.block_on(async move {
         let store: Arc<dyn Store> = store::connect(&url, &ConnectOptions::default()).await.expect("database");
         let now: DateTime<Utc> = (first_day() + Duration::days(DAYS)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-        let schemas = SchemaVersions::new(Arc::clone(&store), Arc::new(ManualClock::new(now)));
+        let schemas = SchemaVersions::new(store.clone(), Arc::new(ManualClock::new(now)));
         if !store.app_exists(APP as i64).await.expect("query") {
             build(store.as_ref(), postbacks).await;
             let schema = serde_json::from_str(SCHEMA).expect("schema");

@@ -106,7 +106,7 @@ impl App {
                 max_concurrent,
             },
         );
-        let schemas = Arc::new(SchemaVersions::new(Arc::clone(&store), Arc::clone(&clock)));
+        let schemas = Arc::new(SchemaVersions::new(store.clone(), Arc::clone(&clock)));
         let dispatcher = build_dispatcher(
             &settings,
             Arc::clone(&store),
@@ -129,7 +129,7 @@ impl App {
         let state = AppState {
             schemas,
             dispatcher,
-            auth: Arc::new(Authenticator::new(Arc::clone(&store), settings.auth_cache)),
+            auth: Arc::new(Authenticator::new(store.clone(), settings.auth_cache)),
             store,
             ingestor,
             settings: Arc::clone(&settings),

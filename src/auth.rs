@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
-use crate::store::{ApiKey, Store, StoreError};
+use crate::store::{ApiKey, KeyStore, StoreError};
 
 /// The prefix every key starts with, so leaked keys are easy to find in logs and repositories.
 pub const KEY_PREFIX: &str = "skr_";
@@ -54,7 +54,7 @@ pub fn hash_key(secret: &str) -> String {
 /// Resolves bearer tokens to keys.
 #[derive(Debug)]
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    store: Arc<dyn KeyStore>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
 }
@@ -65,7 +65,7 @@ const CACHE_CAPACITY: usize = 10_000;
 impl Authenticator {
     /// An authenticator caching hits for `ttl` (0 disables the cache).
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn KeyStore>, ttl: Duration) -> Self {
         Self { store, ttl, cache: Mutex::new(HashMap::new()) }
     }
 

@@ -16,7 +16,9 @@ use crate::schema::{
     ValidationReport, diff, validate,
 };
 use crate::skan::day_from_number;
-use crate::store::{NewSchemaVersion, Store, StoreError, StoredPostback, StoredSchemaVersion};
+use crate::store::{
+    NewSchemaVersion, SchemaStore, StoreError, StoredPostback, StoredSchemaVersion,
+};
 
 /// Why a schema operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,14 +97,14 @@ fn view(stored: &StoredSchemaVersion) -> Result<SchemaVersionView, SchemaError> 
 /// Schema versions over a store.
 #[derive(Debug, Clone)]
 pub struct SchemaVersions {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SchemaStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl SchemaVersions {
     /// A service over `store`, reading time from `clock`.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn SchemaStore>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
 

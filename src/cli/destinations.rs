@@ -103,7 +103,7 @@ pub(super) fn run(command: DestinationsCommand) -> ExitCode {
             Err(err) => return fail(&ErrorBody::new("http_client", err.to_string()), 1),
         };
         let clock = Arc::new(SystemClock);
-        let schemas = Arc::new(SchemaVersions::new(Arc::clone(&store), clock.clone()));
+        let schemas = Arc::new(SchemaVersions::new(store.clone(), clock.clone()));
         let dispatcher = Dispatcher::new(
             store,
             schemas,

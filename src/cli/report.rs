@@ -112,7 +112,7 @@ pub(super) fn run(args: &ReportArgs) -> ExitCode {
             Ok(store) => store,
             Err(code) => return code,
         };
-        let schemas = SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock));
+        let schemas = SchemaVersions::new(store.clone(), Arc::new(SystemClock));
         let result = report::run(store.as_ref(), &schemas, &query).await;
         store.close().await;
         match result {

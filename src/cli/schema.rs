@@ -279,7 +279,7 @@ where
             Ok(store) => store,
             Err(code) => return code,
         };
-        let code = body(SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock))).await;
+        let code = body(SchemaVersions::new(store.clone(), Arc::new(SystemClock))).await;
         store.close().await;
         code
     })

@@ -372,9 +372,9 @@ pub struct AppSummary {
     pub schema_versions: i64,
 }
 
-/// Storage operations.
+/// Which database this is, whether it answers, and shutting it down.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait StoreHealth: Send + Sync + fmt::Debug {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
@@ -384,6 +384,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Embedded migrations not yet applied to this database (0 when up to date).
     async fn pending_migrations(&self) -> Result<usize, StoreError>;
 
+    /// Close every connection; later calls fail as unavailable.
+    async fn close(&self);
+}
+
+/// Postbacks and their receipts: recording arrivals in one transaction, reading them back.
+#[async_trait::async_trait]
+pub trait PostbackStore: Send + Sync + fmt::Debug {
     /// Record receipts and postbacks in one transaction, returning what happened to each item in
     /// order. Nothing is written unless everything is.
     async fn record(&self, items: &[IngestItem]) -> Result<Vec<RecordOutcome>, StoreError>;
@@ -399,7 +406,11 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         query: &PostbackQuery,
     ) -> Result<Vec<StoredPostback>, StoreError>;
+}
 
+/// API keys (only their hashes).
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Store a new API key; a taken name is [`StoreError::Duplicate`].
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
 
@@ -411,7 +422,11 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Revoke a key by name; false when no such unrevoked key exists.
     async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError>;
+}
 
+/// Conversion-value schema versions.
+#[async_trait::async_trait]
+pub trait SchemaStore: Send + Sync + fmt::Debug {
     /// Store the next version of an app's schema (numbered from 1). A concurrent writer taking the
     /// same number gives [`StoreError::Duplicate`]; retry.
     async fn insert_schema_version(
@@ -421,7 +436,11 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Every version of an app's schema, oldest first.
     async fn schema_versions(&self, app_id: i64) -> Result<Vec<StoredSchemaVersion>, StoreError>;
+}
 
+/// The aggregates and the report tables kept beside them.
+#[async_trait::async_trait]
+pub trait ReportStore: Send + Sync + fmt::Debug {
     /// Aggregates of one app over a day range.
     async fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StoreError>;
 
@@ -440,7 +459,11 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Every app with postbacks or a schema, by App Store ID.
     async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
+}
 
+/// Destinations and the delivery outbox: claims, completions, retries, replays.
+#[async_trait::async_trait]
+pub trait OutboxStore: Send + Sync + fmt::Debug {
     /// Store a new destination; a taken name is [`StoreError::Duplicate`].
     async fn create_destination(
         &self,
@@ -516,9 +539,19 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Pending deliveries per destination, for metrics.
     async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
+}
 
-    /// Close every connection; later calls fail as unavailable.
-    async fn close(&self);
+/// Every storage concern at once: what the service wires up and hands around as
+/// `Arc<dyn Store>`. Services that need one concern take the narrow trait (an `Arc<dyn Store>`
+/// converts to `Arc<dyn SchemaStore>` and the others).
+pub trait Store:
+    StoreHealth + PostbackStore + KeyStore + SchemaStore + ReportStore + OutboxStore
+{
+}
+
+impl<T> Store for T where
+    T: StoreHealth + PostbackStore + KeyStore + SchemaStore + ReportStore + OutboxStore
+{
 }
 
 /// Connect to the database the URL names, creating an SQLite file if needed, and apply the

@@ -8,12 +8,8 @@
 //! claimed again: delivery is at least once, and each request carries the delivery's stable id so
 //! partners can drop repeats.
 
-use sqlx::{
-    ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Row as _,
-    Transaction, Type,
-};
+use sqlx::{FromRow, QueryBuilder, Row as _, Transaction};
 
-use super::sql::{Dialect, SqlStore};
 use super::{NewPostback, StoreError, StoredPostback};
 use crate::domain::routing::{DeliveryRules, PostbackFacts};
 
@@ -361,25 +357,7 @@ fn corrupt_config(id: i64, err: &serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("destination {id}: stored configuration does not parse: {err}"))
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-    for<'r> StoredDestination: FromRow<'r, DB::Row>,
-    for<'r> StoredDelivery: FromRow<'r, DB::Row>,
-    for<'r> StoredAttempt: FromRow<'r, DB::Row>,
-    for<'r> StoredPostback: FromRow<'r, DB::Row>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-    for<'r> (i64, String): FromRow<'r, DB::Row>,
-{
+super::sql::sql_impl! {
     /// Create deliveries for postbacks stored in this transaction, one per enabled destination
     /// whose filters admit the postback.
     pub(crate) async fn enqueue_deliveries(

@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use sqlx::migrate::Migrator;
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder,
-    Row as _, Transaction, Type,
-};
+use sqlx::{Database, FromRow, Pool, QueryBuilder, Row as _, Transaction};
 
 use super::{
     AggregateKey, AggregateQuery, AggregateRow, ApiKey, Backend, DateType, IngestItem, NewApiKey,
@@ -325,6 +322,43 @@ fn values_from_columns(
     }
 }
 
+/// An `impl SqlStore<DB>` block with the sqlx bounds every SQL file needs, written once here
+/// (Rust has no trait aliases for higher-ranked bounds).
+macro_rules! sql_impl {
+    ($($body:tt)*) => {
+        impl<DB> $crate::store::sql::SqlStore<DB>
+        where
+        DB: $crate::store::sql::Dialect,
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+        for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<i64>: sqlx::Encode<'q, DB>,
+        for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+        for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Vec<u8>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+        usize: sqlx::ColumnIndex<DB::Row>,
+        for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+        for<'r> $crate::store::StoredPostback: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredReceipt: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::sql::CopyRow: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::sql::ApiKeyRow: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredSchemaVersion: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::sql::AggregateRecord: sqlx::FromRow<'r, DB::Row>,
+        for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+        for<'r> (i64, String): sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredDestination: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredDelivery: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredAttempt: sqlx::FromRow<'r, DB::Row>,
+        {
+            $($body)*
+        }
+    };
+}
+pub(crate) use sql_impl;
+
 fn receipt_result_for(outcome: OutcomeClass) -> ReceiptResult {
     match outcome {
         OutcomeClass::Valid => ReceiptResult::Accepted,
@@ -333,33 +367,7 @@ fn receipt_result_for(outcome: OutcomeClass) -> ReceiptResult {
     }
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-    for<'r> StoredPostback: FromRow<'r, DB::Row>,
-    for<'r> StoredReceipt: FromRow<'r, DB::Row>,
-    for<'r> CopyRow: FromRow<'r, DB::Row>,
-    for<'r> ApiKeyRow: FromRow<'r, DB::Row>,
-    for<'r> StoredSchemaVersion: FromRow<'r, DB::Row>,
-    for<'r> AggregateRecord: FromRow<'r, DB::Row>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-    for<'r> (i64, String): FromRow<'r, DB::Row>,
-    for<'r> super::StoredDestination: FromRow<'r, DB::Row>,
-    for<'r> super::StoredDelivery: FromRow<'r, DB::Row>,
-    for<'r> super::StoredAttempt: FromRow<'r, DB::Row>,
-{
+sql_impl! {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -1234,7 +1242,7 @@ where
 macro_rules! impl_store {
     ($db:ty) => {
         #[async_trait::async_trait]
-        impl $crate::store::Store for $crate::store::sql::SqlStore<$db> {
+        impl $crate::store::StoreHealth for $crate::store::sql::SqlStore<$db> {
             fn backend(&self) -> $crate::store::Backend {
                 <$db as $crate::store::sql::Dialect>::BACKEND
             }
@@ -1244,6 +1252,13 @@ macro_rules! impl_store {
             async fn pending_migrations(&self) -> Result<usize, $crate::store::StoreError> {
                 Self::pending_migrations(self).await
             }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::PostbackStore for $crate::store::sql::SqlStore<$db> {
             async fn record(
                 &self,
                 items: &[$crate::store::IngestItem],
@@ -1268,6 +1283,10 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::store::StoredPostback>, $crate::store::StoreError> {
                 Self::list_postbacks(self, query).await
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::KeyStore for $crate::store::sql::SqlStore<$db> {
             async fn create_api_key(
                 &self,
                 key: &$crate::store::NewApiKey,
@@ -1292,6 +1311,10 @@ macro_rules! impl_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 Self::revoke_api_key(self, name, at_ms).await
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SchemaStore for $crate::store::sql::SqlStore<$db> {
             async fn insert_schema_version(
                 &self,
                 version: &$crate::store::NewSchemaVersion,
@@ -1304,6 +1327,10 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::store::StoredSchemaVersion>, $crate::store::StoreError> {
                 Self::schema_versions(self, app_id).await
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ReportStore for $crate::store::sql::SqlStore<$db> {
             async fn aggregates(
                 &self,
                 query: &$crate::store::AggregateQuery,
@@ -1330,6 +1357,10 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::store::AppSummary>, $crate::store::StoreError> {
                 Self::list_apps(self).await
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::OutboxStore for $crate::store::sql::SqlStore<$db> {
             async fn create_destination(
                 &self,
                 new: &$crate::store::NewDestination,
@@ -1420,9 +1451,6 @@ macro_rules! impl_store {
                 &self,
             ) -> Result<Vec<$crate::store::QueueStats>, $crate::store::StoreError> {
                 Self::queue_stats(self).await
-            }
-            async fn close(&self) {
-                self.pool.close().await;
             }
         }
     };

@@ -408,10 +408,8 @@ async fn the_three_report_sources_give_identical_reports() {
     use skan_receiver::store::ReportSource;
     for db in each_backend().await {
         let f = fixture(&db).await;
-        let schemas = SchemaVersions::new(
-            Arc::clone(&f.app.store),
-            Arc::new(skan_receiver::clock::SystemClock),
-        );
+        let schemas =
+            SchemaVersions::new(f.app.store.clone(), Arc::new(skan_receiver::clock::SystemClock));
         let history = schemas.history(777).await.unwrap();
         let shapes = [
             "",
@@ -496,10 +494,8 @@ async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
             assert_eq!(report["totals"]["unsigned_mismatch"], 1);
         }
         // Every table gives the same rows for the value shapes.
-        let schemas = SchemaVersions::new(
-            Arc::clone(&app.store),
-            Arc::new(skan_receiver::clock::SystemClock),
-        );
+        let schemas =
+            SchemaVersions::new(app.store.clone(), Arc::new(skan_receiver::clock::SystemClock));
         let history = schemas.history(779).await.unwrap();
         for shape in
             ["&group_by=coarse_value", "&group_by=window,coarse_value", "&group_by=event", ""]

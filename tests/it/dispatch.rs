@@ -1089,7 +1089,7 @@ async fn the_worker_steps_deterministically_through_a_failure_a_backoff_and_a_de
         let dispatcher = Dispatcher::new(
             Arc::clone(&app.store),
             Arc::new(SchemaVersions::new(
-                Arc::clone(&app.store),
+                app.store.clone(),
                 Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
             )),
             Arc::new(HttpSender::new(true).unwrap()),

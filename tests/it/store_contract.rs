@@ -419,7 +419,7 @@ async fn schema_versions_are_numbered_per_app_even_under_concurrent_writers() {
     use skan_receiver::clock::SystemClock;
     use skan_receiver::schema_versions::SchemaVersions;
     for (store, _db) in stores().await {
-        let service = SchemaVersions::new(Arc::clone(&store), Arc::new(SystemClock));
+        let service = SchemaVersions::new(store.clone(), Arc::new(SystemClock));
         let schema: skan_receiver::schema::Schema = serde_json::from_value(
             json!({"windows": [{"window": 0, "fine": [{"value": 0, "label": "x"}]}]}),
         )
