@@ -7,8 +7,12 @@
 //! dialect modules add only what differs (connection options, migrations, locking clauses).
 
 mod cube;
+mod keys;
 mod outbox;
+mod postbacks;
 mod postgres;
+mod reports;
+mod schema_versions;
 mod sql;
 mod sqlite;
 mod totals;

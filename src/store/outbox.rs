@@ -889,7 +889,7 @@ super::sql::sql_impl! {
         loop {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {} FROM postbacks WHERE first_received_at >= ",
-                super::sql::POSTBACK_COLUMNS
+                super::postbacks::POSTBACK_COLUMNS
             ));
             q.push_bind(r.from_ms);
             q.push(" AND first_received_at < ").push_bind(r.to_ms);

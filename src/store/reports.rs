@@ -1,0 +1,388 @@
+//! Report reads in SQL: the detailed aggregates, the value cube and the totals, each grouped in
+//! the database by exactly the dimensions a report needs.
+
+use sqlx::{FromRow, QueryBuilder, Row as _};
+
+use super::{
+    AggregateKey, AggregateQuery, AggregateRow, DateType, ReportData, ReportSelection,
+    ReportSource, StoreError, TotalsRow, cube, totals,
+};
+
+const AGGREGATE_COLUMNS: &str = "app_id, arrival_day, install_day, ad_network_id, \
+     source_identifier, campaign_id, protocol, version, conversion_window, interaction, \
+     conversion_type, did_win, development, fine_value, coarse_value, tier_hint, outcome, \
+     postbacks, unsigned_mismatch";
+
+/// An aggregate as the database returns it (columns named as in the `aggregates` table).
+#[derive(FromRow)]
+pub(super) struct AggregateRecord {
+    app_id: i64,
+    arrival_day: i64,
+    install_day: i64,
+    ad_network_id: String,
+    source_identifier: String,
+    campaign_id: i64,
+    protocol: String,
+    version: String,
+    conversion_window: i64,
+    interaction: String,
+    conversion_type: String,
+    did_win: bool,
+    development: bool,
+    fine_value: i64,
+    coarse_value: String,
+    tier_hint: i64,
+    outcome: String,
+    postbacks: i64,
+    unsigned_mismatch: i64,
+}
+
+impl From<AggregateRecord> for AggregateRow {
+    fn from(r: AggregateRecord) -> Self {
+        Self {
+            key: AggregateKey {
+                app_id: r.app_id,
+                arrival_day: r.arrival_day,
+                install_day: r.install_day,
+                ad_network_id: r.ad_network_id,
+                source_identifier: r.source_identifier,
+                campaign_id: r.campaign_id,
+                protocol: r.protocol,
+                version: r.version,
+                window: r.conversion_window,
+                interaction: r.interaction,
+                conversion_type: r.conversion_type,
+                did_win: r.did_win,
+                development: r.development,
+                fine_value: r.fine_value,
+                coarse_value: r.coarse_value,
+                tier_hint: r.tier_hint,
+                outcome: r.outcome,
+            },
+            postbacks: r.postbacks,
+            unsigned_mismatch: r.unsigned_mismatch,
+        }
+    }
+}
+
+super::sql::sql_impl! {
+    pub(crate) async fn aggregates(
+        &self,
+        q: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        let day = match q.date_type {
+            DateType::Arrival => "arrival_day",
+            DateType::Install => "install_day",
+        };
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates WHERE app_id = "
+        ));
+        query.push_bind(q.app_id);
+        query.push(format!(" AND {day} >= ")).push_bind(q.from_day);
+        query.push(format!(" AND {day} <= ")).push_bind(q.to_day);
+        let rows = query.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(AggregateRow::from).collect())
+    }
+
+
+    pub(crate) async fn report_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
+        let day = match s.date_type {
+            DateType::Arrival => "arrival_day",
+            DateType::Install => "install_day",
+        };
+        let keep = |kept: bool, column: &str, absent: &str| {
+            if kept { column.to_owned() } else { format!("{absent} AS {column}") }
+        };
+        let f = &s.filters;
+        let cube_can = !s.by_source
+            && !s.by_version
+            && !s.by_interaction
+            && f.source_identifier.is_empty()
+            && f.version.is_empty()
+            && f.interaction.is_empty();
+        let totals_can = cube_can && !s.by_value && f.did_win.is_empty() && f.redownload.is_empty();
+        match s.source {
+            ReportSource::Auto if totals_can => {
+                return self.totals_rows(s).await.map(ReportData::Totals);
+            }
+            ReportSource::Auto | ReportSource::ValueCube if cube_can => {
+                return self.cube_rows(s).await.map(ReportData::Rows);
+            }
+            _ => {}
+        }
+        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
+        q.push(keep(
+            s.by_day && s.date_type == DateType::Arrival,
+            "arrival_day",
+            "CAST(0 AS BIGINT)",
+        ));
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
+        q.push(", ");
+        q.push(keep(s.by_ad_network, "ad_network_id", "''"));
+        q.push(", ");
+        q.push(keep(s.by_source, "source_identifier", "''"));
+        q.push(", ");
+        q.push(keep(s.by_source, "campaign_id", "CAST(-1 AS BIGINT)"));
+        q.push(", ");
+        q.push(keep(s.by_version, "protocol", "''"));
+        q.push(", ");
+        q.push(keep(s.by_version, "version", "''"));
+        q.push(", conversion_window, ");
+        q.push(keep(s.by_interaction, "interaction", "''"));
+        q.push(
+            ", conversion_type, did_win, FALSE AS development, fine_value, coarse_value, \
+             tier_hint, outcome, CAST(SUM(postbacks) AS BIGINT) AS postbacks, \
+             CAST(SUM(unsigned_mismatch) AS BIGINT) AS unsigned_mismatch \
+             FROM aggregates WHERE app_id = ",
+        );
+        q.push_bind(s.app_id);
+        q.push(format!(" AND {day} >= ")).push_bind(s.from_day);
+        q.push(format!(" AND {day} <= ")).push_bind(s.to_day);
+        Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
+        Self::push_in(&mut q, "source_identifier", &f.source_identifier);
+        Self::push_in(&mut q, "interaction", &f.interaction);
+        Self::push_windows(&mut q, &f.window);
+        if !f.version.is_empty() {
+            let aak = f.version.iter().any(|v| v == "adattributionkit");
+            let versions: Vec<&str> =
+                f.version.iter().map(String::as_str).filter(|v| *v != "adattributionkit").collect();
+            q.push(" AND (");
+            if versions.is_empty() {
+                q.push("1 = 0");
+            } else {
+                q.push("(protocol = 'skadnetwork' AND version IN (");
+                let mut list = q.separated(", ");
+                for v in versions {
+                    list.push_bind(v);
+                }
+                q.push("))");
+            }
+            if aak {
+                q.push(" OR protocol = 'adattributionkit'");
+            }
+            q.push(")");
+        }
+        Self::push_bool(&mut q, "did_win", &f.did_win);
+        Self::push_bool(&mut q, "development", &f.development);
+        Self::push_redownload(&mut q, &f.redownload);
+        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17");
+        let rows = q.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
+        Ok(ReportData::Rows(rows.into_iter().map(AggregateRow::from).collect()))
+    }
+
+
+    /// `AND column IN ($1, $2, ...)` when there are values.
+    pub(super) fn push_in(q: &mut QueryBuilder<DB>, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        q.push(format!(" AND {column} IN ("));
+        let mut list = q.separated(", ");
+        for v in values {
+            list.push_bind(v.as_str());
+        }
+        q.push(")");
+    }
+
+
+    /// `AND column = $1` when exactly one of true and false is asked for.
+    pub(super) fn push_bool(q: &mut QueryBuilder<DB>, column: &str, values: &[bool]) {
+        match (values.contains(&true), values.contains(&false)) {
+            (true, false) => {
+                q.push(format!(" AND {column} = ")).push_bind(true);
+            }
+            (false, true) => {
+                q.push(format!(" AND {column} = ")).push_bind(false);
+            }
+            _ => {}
+        }
+    }
+
+
+    /// The install day a grouped row comes back with: the day itself when install days are
+    /// grouped by, otherwise a day of its schema period (the day before the first period for
+    /// earlier days), which decodes the same and keeps the groups few.
+    pub(super) fn push_install_day(q: &mut QueryBuilder<DB>, s: &ReportSelection, column: &str) {
+        if s.by_day && s.date_type == DateType::Install {
+            q.push(format!("{column} AS install_day"));
+        } else if s.schema_period_starts.is_empty() {
+            q.push("CAST(0 AS BIGINT) AS install_day");
+        } else {
+            q.push("CASE");
+            for start in &s.schema_period_starts {
+                q.push(format!(" WHEN {column} < ")).push_bind(*start).push(" THEN ");
+                q.push_bind(*start - 1);
+            }
+            let last = s.schema_period_starts.last().copied().unwrap_or(0);
+            q.push(" ELSE ").push_bind(last).push(" END AS install_day");
+        }
+    }
+
+
+    /// `FROM table WHERE ...` for a summary table (cube or totals): the app, the date kind, the
+    /// day range and the filters both tables can answer.
+    pub(super) fn push_summary_selection(q: &mut QueryBuilder<DB>, table: &str, s: &ReportSelection) {
+        let kind = match s.date_type {
+            DateType::Arrival => "arrival",
+            DateType::Install => "install",
+        };
+        q.push(format!(" FROM {table} WHERE app_id = ")).push_bind(s.app_id);
+        q.push(" AND date_kind = ").push_bind(kind);
+        q.push(" AND day >= ").push_bind(s.from_day);
+        q.push(" AND day <= ").push_bind(s.to_day);
+        let f = &s.filters;
+        Self::push_in(q, "ad_network_id", &f.ad_network_id);
+        Self::push_windows(q, &f.window);
+        Self::push_bool(q, "development", &f.development);
+    }
+
+
+    /// Report rows from the cube: one row per group with every value's count, expanded back into
+    /// one aggregate row per value.
+    pub(super) async fn cube_rows(&self, s: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError> {
+        let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
+        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
+        q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
+        q.push(", conversion_window, did_win, conversion_type, tier_hint, outcome, mismatched, ");
+        q.push(cube::SUMS.as_str());
+        Self::push_summary_selection(&mut q, "report_cube", s);
+        let f = &s.filters;
+        Self::push_bool(&mut q, "did_win", &f.did_win);
+        Self::push_redownload(&mut q, &f.redownload);
+        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let day: i64 = row.try_get(1)?;
+            let template = AggregateKey {
+                app_id: row.try_get(0)?,
+                arrival_day: if s.date_type == DateType::Arrival { day } else { 0 },
+                install_day: row.try_get(2)?,
+                ad_network_id: row.try_get(3)?,
+                source_identifier: String::new(),
+                campaign_id: -1,
+                protocol: String::new(),
+                version: String::new(),
+                window: row.try_get(4)?,
+                interaction: String::new(),
+                conversion_type: row.try_get(6)?,
+                did_win: row.try_get(5)?,
+                development: false,
+                fine_value: -1,
+                coarse_value: String::new(),
+                tier_hint: row.try_get(7)?,
+                outcome: row.try_get(8)?,
+            };
+            let mismatched: bool = row.try_get(9)?;
+            let mut counts = [0i64; cube::COUNTS];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = row.try_get(10 + i)?;
+            }
+            out.extend(cube::expand(&template, &counts, mismatched));
+        }
+        Ok(out)
+    }
+
+
+    /// Report rows from the totals table.
+    pub(super) async fn totals_rows(&self, s: &ReportSelection) -> Result<Vec<TotalsRow>, StoreError> {
+        let mut q = QueryBuilder::<DB>::new("SELECT ");
+        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(", ");
+        Self::push_install_day(&mut q, s, "install_day");
+        q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
+        q.push(", conversion_window, ");
+        q.push(totals::SUMS.as_str());
+        Self::push_summary_selection(&mut q, "report_totals", s);
+        q.push(" GROUP BY 1, 2, 3, 4");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut counts = [0i64; totals::COUNTS];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = row.try_get(4 + i)?;
+            }
+            out.push(TotalsRow::from_counts(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                &counts,
+            ));
+        }
+        Ok(out)
+    }
+
+
+    pub(super) fn push_windows(q: &mut QueryBuilder<DB>, windows: &[i64]) {
+        if !windows.is_empty() {
+            q.push(" AND conversion_window IN (");
+            let mut list = q.separated(", ");
+            for w in windows {
+                list.push_bind(*w);
+            }
+            q.push(")");
+        }
+    }
+
+
+    pub(super) fn push_redownload(q: &mut QueryBuilder<DB>, values: &[bool]) {
+        match (values.contains(&true), values.contains(&false)) {
+            (true, false) => {
+                q.push(" AND conversion_type = 'redownload'");
+            }
+            (false, true) => {
+                q.push(" AND conversion_type <> 'redownload'");
+            }
+            _ => {}
+        }
+    }
+
+
+    pub(crate) async fn list_apps(&self) -> Result<Vec<super::AppSummary>, StoreError> {
+        let days: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT app_id, MIN(day), MAX(day) FROM report_totals WHERE date_kind = 'arrival' \
+             GROUP BY app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let versions: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT app_id, CAST(COUNT(*) AS BIGINT) FROM schema_versions GROUP BY app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut apps: std::collections::BTreeMap<i64, super::AppSummary> =
+            std::collections::BTreeMap::new();
+        let blank = |app_id| super::AppSummary {
+            app_id,
+            first_arrival_day: None,
+            last_arrival_day: None,
+            schema_versions: 0,
+        };
+        for (app_id, first, last) in days {
+            let app = apps.entry(app_id).or_insert_with(|| blank(app_id));
+            app.first_arrival_day = Some(crate::skan::day_from_number(first));
+            app.last_arrival_day = Some(crate::skan::day_from_number(last));
+        }
+        for (app_id, count) in versions {
+            apps.entry(app_id).or_insert_with(|| blank(app_id)).schema_versions = count;
+        }
+        Ok(apps.into_values().collect())
+    }
+
+
+    pub(crate) async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = sqlx::query_as(
+            "SELECT app_id FROM aggregates WHERE app_id = $1 \
+             UNION ALL SELECT app_id FROM schema_versions WHERE app_id = $1 LIMIT 1",
+        )
+        .bind(app_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+}
