@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminRole, Auth, Json, Path, Query};
-use super::postbacks::parse_time;
+use super::params::{page_size, paginate, parse_time};
 use crate::dispatch::service::{CreatedDestination, DeliveryDetail};
 use crate::dispatch::{DestinationConfig, DestinationView, PreviewView, TestSendView};
 use crate::store::{DeliveryQuery, DeliveryState, ReplayCounts, StoredDelivery};
@@ -210,14 +210,7 @@ pub(crate) async fn list_deliveries(
     _auth: Auth<AdminRole>,
     Query(params): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("must be 1-1000, got {limit}"),
-            Some("limit"),
-        ));
-    }
+    let limit = page_size(params.limit)?;
     let delivery_state = params
         .state
         .as_deref()
@@ -239,13 +232,8 @@ pub(crate) async fn list_deliveries(
         before_id: params.cursor,
         limit: limit + 1,
     };
-    let mut items = state.dispatcher.deliveries(&query).await?;
-    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-        items.truncate(usize::try_from(limit).unwrap_or(0));
-        items.last().map(|d| d.id)
-    } else {
-        None
-    };
+    let rows = state.dispatcher.deliveries(&query).await?;
+    let (items, next_cursor) = paginate(rows, limit, |d| d.id);
     Ok(Json(DeliveryPage { items, next_cursor }))
 }
 

@@ -6,6 +6,7 @@ mod destinations;
 pub mod error;
 pub mod extract;
 mod health;
+mod params;
 mod postbacks;
 mod reports;
 mod schemas;

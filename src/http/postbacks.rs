@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, IngestRole, Json, Path, Query, RawBody, ViewerRole};
+use super::params::{page_size, paginate, parse_time};
 use crate::error_body::ErrorBody;
 use crate::ingest::{ItemResult, Summary};
 use crate::input::split_lines;
@@ -254,14 +255,7 @@ pub(crate) async fn list_postbacks(
     _auth: Auth<ViewerRole>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<PostbackPage>, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("must be 1-1000, got {limit}"),
-            Some("limit"),
-        ));
-    }
+    let limit = page_size(params.limit)?;
     let outcome = params
         .outcome
         .as_deref()
@@ -276,7 +270,7 @@ pub(crate) async fn list_postbacks(
             )),
         })
         .transpose()?;
-    let since_ms = params.since.as_deref().map(parse_since).transpose()?;
+    let since_ms = params.since.as_deref().map(|s| parse_time(s, "since")).transpose()?;
     let before_id = params
         .cursor
         .as_deref()
@@ -297,33 +291,9 @@ pub(crate) async fn list_postbacks(
         before_id,
         limit: limit + 1,
     };
-    let mut items = state.store.list_postbacks(&query).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| p.id.to_string())
-    } else {
-        None
-    };
+    let rows = state.store.list_postbacks(&query).await?;
+    let (items, next_cursor) = paginate(rows, limit, |p| p.id.to_string());
     Ok(Json(PostbackPage { items, next_cursor }))
-}
-
-fn parse_since(text: &str) -> Result<i64, ApiError> {
-    parse_time(text, "since")
-}
-
-/// An RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC) as unix ms; errors name `field`.
-pub(crate) fn parse_time(text: &str, field: &str) -> Result<i64, ApiError> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(at.timestamp_millis());
-    }
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis()));
-    }
-    Err(ApiError::bad_request(
-        "invalid_parameter",
-        format!("expected an RFC 3339 time or a YYYY-MM-DD date, got {text:?}"),
-        Some(field),
-    ))
 }
 
 /// One receipt of a postback, with its bytes.
