@@ -146,9 +146,44 @@ impl RateLimit {
     }
 }
 
+/// Whether a destination failing continuously since `failing_since_ms` has failed for too long
+/// at `now_ms` (`disable_after_ms`: the destination's limit; `None` or 0: never), and the reason
+/// it is then disabled with.
+#[must_use]
+pub fn failing_too_long(
+    failing_since_ms: i64,
+    now_ms: i64,
+    disable_after_ms: Option<i64>,
+) -> Option<String> {
+    let after = disable_after_ms.filter(|ms| *ms > 0)?;
+    (now_ms - failing_since_ms >= after).then(|| {
+        format!(
+            "every attempt failed for {} minutes (since {}); disabled after {} minutes",
+            (now_ms - failing_since_ms) / 60_000,
+            chrono::DateTime::from_timestamp_millis(failing_since_ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            after / 60_000,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_failures_disables_only_once_it_is_long_enough() {
+        let hour = 3_600_000;
+        assert_eq!(failing_too_long(0, hour - 1, Some(hour)), None);
+        let reason = failing_too_long(0, hour, Some(hour)).unwrap();
+        assert!(
+            reason.contains("failed for 60 minutes") && reason.contains("after 60 minutes"),
+            "{reason}"
+        );
+        assert_eq!(failing_too_long(0, 100 * hour, Some(0)), None, "0 means never");
+        assert_eq!(failing_too_long(0, 100 * hour, None), None);
+    }
 
     #[test]
     fn a_bucket_refills_at_its_rate_up_to_its_burst_and_says_when_the_next_token_comes() {

@@ -738,24 +738,17 @@ super::sql::sql_impl! {
                 .bind(c.now_ms)
                 .execute(&mut **tx)
                 .await?;
-                let Some(after) = c.disable_after_ms.filter(|ms| *ms > 0) else { return Ok(None) };
                 let failing: Option<(i64,)> = sqlx::query_as(
-                    "SELECT failing_since FROM destinations \
-                     WHERE id = $1 AND enabled = TRUE AND failing_since <= $2",
+                    "SELECT failing_since FROM destinations WHERE id = $1 AND enabled = TRUE",
                 )
                 .bind(c.destination_id)
-                .bind(c.now_ms - after)
                 .fetch_optional(&mut **tx)
                 .await?;
-                let Some((since,)) = failing else { return Ok(None) };
-                let reason = format!(
-                    "every attempt failed for {} minutes (since {}); disabled after {} minutes",
-                    (c.now_ms - since) / 60_000,
-                    chrono::DateTime::from_timestamp_millis(since)
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default(),
-                    after / 60_000,
-                );
+                let Some(reason) = failing.and_then(|(since,)| {
+                    crate::domain::routing::failing_too_long(since, c.now_ms, c.disable_after_ms)
+                }) else {
+                    return Ok(None);
+                };
                 Self::disable(tx, c.destination_id, &reason, c.now_ms).await?;
                 Ok(Some(reason))
             }
