@@ -359,7 +359,9 @@ impl Dispatcher {
                     Decision::Delivered => {
                         self.breaker(stored.id, super::breaker::Breaker::success)
                     }
-                    _ if partner_trouble => self.breaker(stored.id, |b| b.failure(now_ms)),
+                    _ if partner_trouble => {
+                        self.breaker(stored.id, |b| b.failure(started_at_ms, now_ms));
+                    }
                     _ => {}
                 }
                 let status = match &result {

@@ -1113,3 +1113,54 @@ async fn the_worker_steps_deterministically_through_a_failure_a_backoff_and_a_de
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_partner_failing_at_concurrency_4_sits_out_30_s_then_gets_one_probe() {
+    use skan_receiver::dispatch::{DispatchSettings, Dispatcher, HttpSender, RunOutcome};
+    use skan_receiver::schema_versions::SchemaVersions;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let clock = manual_clock();
+    let dyn_clock = Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>;
+    let app = TestApp::spawn_full(&db, Arc::clone(&dyn_clock), |s| {
+        for_tests(s);
+        s.dispatch_enabled = false;
+    })
+    .await;
+    let admin = app.key(Role::Admin).await;
+    let partner = Partner::start().await;
+    partner.answer_with(503);
+    let id = create(
+        &app,
+        &admin,
+        json!({"name": "down", "url": format!("{}/hook", partner.url), "max_concurrency": 4, "retry_schedule_secs": [1, 1, 1, 1, 1, 1]}),
+    )
+    .await["destination"]["id"]
+        .as_i64()
+        .unwrap();
+    for n in 0..8 {
+        post_postback(&app, Spec::new(1, &format!("down-{n}")).fine(1).bytes()).await;
+    }
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&app.store),
+        Arc::new(SchemaVersions::new(app.store.clone(), Arc::clone(&dyn_clock))),
+        Arc::new(HttpSender::new(true).unwrap()),
+        Arc::clone(&dyn_clock),
+        DispatchSettings { allow_private: true, ..DispatchSettings::default() },
+    );
+    let t = clock.now_ms();
+    // Two waves of 4 failures: the fifth opens the breaker; the three still in flight with it
+    // do not reopen it.
+    assert_eq!(dispatcher.run_once(t).await.unwrap().retried, 4);
+    assert_eq!(dispatcher.run_once(t + 2_000).await.unwrap().retried, 4);
+    let health = dispatcher.destination(id).await.unwrap().health.unwrap();
+    assert_eq!((health.breaker.as_str(), health.breaker_open_until_ms), ("open", Some(t + 32_000)));
+    // Paused for the documented 30 s: nothing goes, though every retry is due.
+    assert_eq!(dispatcher.run_once(t + 31_000).await.unwrap(), RunOutcome::default());
+    // Then exactly one probe; its failure doubles the pause once.
+    let probe = dispatcher.run_once(t + 32_000).await.unwrap();
+    assert_eq!((probe.claimed, probe.retried), (1, 1));
+    let health = dispatcher.destination(id).await.unwrap().health.unwrap();
+    assert_eq!(health.breaker_open_until_ms, Some(t + 32_000 + 60_000));
+    assert_eq!(partner.seen().len(), 9);
+    app.stop().await;
+}
