@@ -59,6 +59,17 @@ impl ApiError {
         })
     }
 
+    /// The answer for a single submitted item that was rejected: 413 when it was too large,
+    /// 400 otherwise.
+    #[must_use]
+    pub fn rejected_item(error: ErrorBody) -> Self {
+        if error.code == "payload_too_large" {
+            Self::PayloadTooLarge(error)
+        } else {
+            Self::BadRequest(error)
+        }
+    }
+
     /// 404 for a missing resource.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(ErrorBody::new("not_found", message))

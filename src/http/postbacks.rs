@@ -204,7 +204,7 @@ pub(crate) async fn submit_postbacks(
         && let Some(ItemResult { result: ReceiptResult::Rejected, error: Some(error), .. }) =
             results.first()
     {
-        return Err(ApiError::BadRequest(error.clone()));
+        return Err(ApiError::rejected_item(error.clone()));
     }
     let summary = Summary::of(&results);
     Ok(Json(SubmitResponse { results, summary }))

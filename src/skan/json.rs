@@ -130,6 +130,12 @@ pub(crate) fn read_uint(
                 if v <= max { Ok(v) } else { Err(out_of_range(v.to_string())) }
             } else if n.is_i64() {
                 Err(out_of_range(n.to_string()))
+            } else if let Some(f) =
+                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() >= 18_446_744_073_709_551_616.0)
+            {
+                // An integer too large for 64 bits reaches us as a float: it is out of range,
+                // not of the wrong type.
+                Err(out_of_range(format!("{f:.0}")))
             } else {
                 Err(wrong_type(field, expected, value))
             }

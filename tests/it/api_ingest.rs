@@ -264,6 +264,13 @@ async fn bad_requests_get_specific_error_bodies() {
         let (status, error) =
             error_of(app.post_network(&ingest, "application/json", vec![b' '; 9000]).await).await;
         assert_eq!((status, error["code"].as_str().unwrap()), (413, "payload_too_large"));
+        // One postback under the batch limit but over the postback limit is too large too.
+        let mut big = b"{\"version\": \"4.0\", \"pad\": \"".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 4000));
+        big.extend(b"\"}");
+        let (status, error) =
+            error_of(app.post_network(&ingest, "application/json", big).await).await;
+        assert_eq!((status, error["code"].as_str().unwrap()), (413, "payload_too_large"));
         let (status, error) =
             error_of(app.post_network(&ingest, "application/json", "{\"version\": 4}").await).await;
         assert_eq!(

@@ -276,3 +276,21 @@ fn adattributionkit_errors_name_the_nested_field() {
         ("conflicting_fields", Some("coarse-conversion-value"))
     );
 }
+
+#[test]
+fn item_ids_beyond_64_bits_are_out_of_range_not_the_wrong_type() {
+    for (id, shown) in [
+        ("18446744073709551616", "got 18446744073709551616"),
+        ("100000000000000000000000", "got 9999"),
+    ] {
+        let text = serde_json::to_string(&with(skan4(), "app-id", json!(7)))
+            .unwrap()
+            .replace("\"app-id\":7", &format!("\"app-id\":{id}"));
+        let err = Postback::parse(text.into_bytes()).expect_err("must be rejected");
+        assert_eq!((err.code(), err.field.as_deref()), ("out_of_range", Some("app-id")), "{id}");
+        assert!(err.message().contains(shown), "{}", err.message());
+    }
+    // A fraction is still the wrong type.
+    let (code, _, _) = parse_err(&with(skan4(), "app-id", json!(1.5)));
+    assert_eq!(code, "wrong_type");
+}
