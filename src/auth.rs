@@ -2,8 +2,9 @@
 //!
 //! A key is `skr_` followed by 32 random bytes in base64url; only its SHA-256 is stored (a key
 //! has 256 bits of entropy, so a fast hash is enough and a stolen database reveals no key). The
-//! cache keeps ingest from costing a database round trip per request; a revoked key may keep
-//! working for up to the cache lifetime (`--auth-cache-secs`, default 30 s).
+//! cache keeps ingest from costing a database round trip per request. Revocation still takes
+//! effect within a second on every receiver: each reads one revocation mark (how many keys are
+//! revoked, and the latest time) at most once a second and forgets its cache when it changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,7 +58,13 @@ pub struct Authenticator {
     store: Arc<dyn KeyStore>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// The revocation mark last read and when: the cache is dropped as soon as it changes.
+    revocations: tokio::sync::Mutex<(Option<(i64, Option<i64>)>, Option<Instant>)>,
 }
+
+/// How often cached keys are checked against revocations: a key revoked on any receiver stops
+/// working on every receiver sharing the database within this time.
+pub const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
 /// Cached keys kept at most; beyond it the cache is cleared (it refills from the database).
 const CACHE_CAPACITY: usize = 10_000;
@@ -66,7 +73,12 @@ impl Authenticator {
     /// An authenticator caching hits for `ttl` (0 disables the cache).
     #[must_use]
     pub fn new(store: Arc<dyn KeyStore>, ttl: Duration) -> Self {
-        Self { store, ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+            revocations: tokio::sync::Mutex::new((None, None)),
+        }
     }
 
     /// The unrevoked key for this secret, if any.
@@ -76,6 +88,7 @@ impl Authenticator {
     pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
         let hash = hash_key(secret);
         if !self.ttl.is_zero() {
+            self.drop_cache_after_revocations().await?;
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((key, at)) = cache.get(&hash)
                 && at.elapsed() < self.ttl
@@ -92,6 +105,23 @@ impl Authenticator {
             cache.insert(hash, (key.clone(), Instant::now()));
         }
         Ok(found)
+    }
+}
+
+impl Authenticator {
+    /// Read the revocation mark (at most once per [`REVOCATION_CHECK`], one small query for all
+    /// keys) and forget every cached key when it changed.
+    async fn drop_cache_after_revocations(&self) -> Result<(), StoreError> {
+        let mut checked = self.revocations.lock().await;
+        if checked.1.is_some_and(|at| at.elapsed() < REVOCATION_CHECK) {
+            return Ok(());
+        }
+        let mark = self.store.revocation_mark().await?;
+        if checked.0 != Some(mark) {
+            self.cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+        *checked = (Some(mark), Some(Instant::now()));
+        Ok(())
     }
 }
 

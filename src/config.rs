@@ -60,8 +60,8 @@ pub struct ServeArgs {
     /// Largest database connection pool. Default: 8 (SQLite), 16 (PostgreSQL).
     #[arg(long, env = "SKAN_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,
-    /// How long a revoked or changed API key may still be honoured from the in-memory cache, in
-    /// seconds. Default: 30.
+    /// How long a looked-up API key is kept in memory, in seconds (revocations are still checked
+    /// every second). Default: 30.
     #[arg(long, env = "SKAN_AUTH_CACHE_SECS", value_name = "SECS")]
     pub auth_cache_secs: Option<u64>,
     /// How long shutdown waits for in-flight work, in seconds. Default: 30.

@@ -38,6 +38,15 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 }
 
 super::sql::sql_impl! {
+    pub(super) async fn revocation_mark(&self) -> Result<(i64, Option<i64>), StoreError> {
+        let mark: (i64, Option<i64>) = sqlx::query_as(
+            "SELECT CAST(COUNT(revoked_at) AS BIGINT), MAX(revoked_at) FROM api_keys",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(mark)
+    }
+
     pub(crate) async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
         let (id,): (i64,) = sqlx::query_as(INSERT_API_KEY)
             .bind(key.name.as_str())

@@ -424,6 +424,10 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Every key, revoked or not.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
 
+    /// How many keys are revoked and the latest revocation: a mark that changes whenever any key
+    /// is revoked, cheap enough to read every second.
+    async fn revocation_mark(&self) -> Result<(i64, Option<i64>), StoreError>;
+
     /// Revoke a key by name; false when no such unrevoked key exists.
     async fn revoke_api_key(&self, name: &str, at_ms: i64) -> Result<bool, StoreError>;
 }

@@ -326,6 +326,11 @@ macro_rules! impl_store {
             ) -> Result<Option<$crate::store::ApiKey>, $crate::store::StoreError> {
                 Self::api_key_by_hash(self, key_hash).await
             }
+            async fn revocation_mark(
+                &self,
+            ) -> Result<(i64, Option<i64>), $crate::store::StoreError> {
+                Self::revocation_mark(self).await
+            }
             async fn list_api_keys(
                 &self,
             ) -> Result<Vec<$crate::store::ApiKey>, $crate::store::StoreError> {

@@ -422,3 +422,25 @@ fn destinations_are_managed_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(stderr.contains("not_found"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_within_a_second_on_every_receiver() {
+    for db in crate::helpers::each_backend().await {
+        // Two receivers on one database, both caching keys for the default 30 s.
+        let a = TestApp::spawn_with(&db, |s| s.auth_cache = Duration::from_secs(30)).await;
+        let b = TestApp::spawn_with(&db, |s| s.auth_cache = Duration::from_secs(30)).await;
+        let key = a.key(skan_receiver::store::Role::Viewer).await;
+        for app in [&a, &b] {
+            assert_eq!(app.get_json(&key, "/v1/postbacks").await.0, 200, "cached now");
+        }
+        let names: Vec<String> =
+            a.store.list_api_keys().await.unwrap().into_iter().map(|k| k.name).collect();
+        assert!(a.store.revoke_api_key(names.last().unwrap(), 1).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for app in [&a, &b] {
+            assert_eq!(app.get_json(&key, "/v1/postbacks").await.0, 401, "revoked everywhere");
+        }
+        a.stop().await;
+        b.stop().await;
+    }
+}
