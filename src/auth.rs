@@ -59,7 +59,14 @@ pub struct Authenticator {
     ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
     /// The revocation mark last read and when: the cache is dropped as soon as it changes.
-    revocations: tokio::sync::Mutex<(Option<(i64, Option<i64>)>, Option<Instant>)>,
+    revocations: tokio::sync::Mutex<RevocationCheck>,
+}
+
+/// The revocation mark (revoked keys, latest revocation) last read, and when it was read.
+#[derive(Debug, Default)]
+struct RevocationCheck {
+    mark: Option<(i64, Option<i64>)>,
+    at: Option<Instant>,
 }
 
 /// How often cached keys are checked against revocations: a key revoked on any receiver stops
@@ -77,7 +84,7 @@ impl Authenticator {
             store,
             ttl,
             cache: Mutex::new(HashMap::new()),
-            revocations: tokio::sync::Mutex::new((None, None)),
+            revocations: tokio::sync::Mutex::new(RevocationCheck::default()),
         }
     }
 
@@ -113,14 +120,14 @@ impl Authenticator {
     /// keys) and forget every cached key when it changed.
     async fn drop_cache_after_revocations(&self) -> Result<(), StoreError> {
         let mut checked = self.revocations.lock().await;
-        if checked.1.is_some_and(|at| at.elapsed() < REVOCATION_CHECK) {
+        if checked.at.is_some_and(|at| at.elapsed() < REVOCATION_CHECK) {
             return Ok(());
         }
         let mark = self.store.revocation_mark().await?;
-        if checked.0 != Some(mark) {
+        if checked.mark != Some(mark) {
             self.cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
-        *checked = (Some(mark), Some(Instant::now()));
+        *checked = RevocationCheck { mark: Some(mark), at: Some(Instant::now()) };
         Ok(())
     }
 }
