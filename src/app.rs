@@ -193,9 +193,12 @@ impl App {
         });
         let addr = listener.local_addr().ok();
         tracing::info!(?addr, database = %store::redact_url(&settings.database_url), "serving");
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(token.clone().cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .await;
         token.cancel();
         tracing::info!("no longer accepting requests; draining");
         let store = Arc::clone(&state.store);

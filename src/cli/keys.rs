@@ -20,6 +20,10 @@ pub enum KeysCommand {
         /// A unique name, recorded with every postback the key submits.
         #[arg(long)]
         name: String,
+        /// Accept the key only from this network (CIDR, e.g. 203.0.113.0/24; repeat for more).
+        /// Without it the key works from anywhere.
+        #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = parse_network)]
+        allow_cidr: Vec<ipnet::IpNet>,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
@@ -41,6 +45,12 @@ pub enum KeysCommand {
     },
 }
 
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|e| format!("{text:?} is not a network in CIDR notation (203.0.113.0/24): {e}"))
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::from_name(text)
         .ok_or_else(|| format!("unknown role {text:?}: use ingest, viewer, editor or admin"))
@@ -50,7 +60,7 @@ pub(super) fn run(command: KeysCommand) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::from(EXIT_USAGE) };
     rt.block_on(async {
         match command {
-            KeysCommand::Create { role, name, db } => {
+            KeysCommand::Create { role, name, allow_cidr, db } => {
                 if name.trim().is_empty() {
                     return fail(
                         &ErrorBody::new("invalid_name", "a key name cannot be empty")
@@ -72,6 +82,7 @@ pub(super) fn run(command: KeysCommand) -> ExitCode {
                     key_hash: key.hash,
                     key_prefix: key.prefix,
                     created_at_ms: SystemClock.now_ms(),
+                    allowed_networks: allow_cidr,
                 };
                 match store.create_api_key(&new).await {
                     Ok(_) => {

@@ -55,3 +55,27 @@ impl fmt::Display for Role {
         f.write_str(self.as_str())
     }
 }
+
+/// Whether a key restricted to `networks` may be used from `address` (no networks: anywhere).
+/// IPv4 addresses seen as IPv6 (`::ffff:203.0.113.7`) match IPv4 networks.
+#[must_use]
+pub fn address_allowed(networks: &[ipnet::IpNet], address: std::net::IpAddr) -> bool {
+    let address = address.to_canonical();
+    networks.is_empty() || networks.iter().any(|n| n.contains(&address))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_limited_to_networks_is_accepted_only_from_them() {
+        let nets: Vec<ipnet::IpNet> =
+            vec!["203.0.113.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+        assert!(address_allowed(&nets, "203.0.113.7".parse().unwrap()));
+        assert!(address_allowed(&nets, "::ffff:203.0.113.7".parse().unwrap()));
+        assert!(address_allowed(&nets, "2001:db8::1".parse().unwrap()));
+        assert!(!address_allowed(&nets, "198.51.100.1".parse().unwrap()));
+        assert!(address_allowed(&[], "198.51.100.1".parse().unwrap()));
+    }
+}

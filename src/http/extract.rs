@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::access::address_allowed;
 use crate::error_body::ErrorBody;
 use crate::store::{ApiKey, Role};
 
@@ -245,6 +246,33 @@ impl<R: RequiredRole> FromRequestParts<AppState> for Auth<R> {
                     .with_field("Authorization"),
             ));
         };
+        if !key.allowed_networks.is_empty() {
+            let from = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip());
+            if !from.is_some_and(|ip| address_allowed(&key.allowed_networks, ip)) {
+                return Err(ApiError::Forbidden(
+                    ErrorBody::new(
+                        "address_not_allowed",
+                        format!(
+                            "the key {:?} may only be used from {}; this request came from {}",
+                            key.name,
+                            key.allowed_networks
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            from.map_or_else(
+                                || "an unknown address".to_owned(),
+                                |ip| ip.to_string()
+                            )
+                        ),
+                    )
+                    .with_field("Authorization"),
+                ));
+            }
+        }
         if !R::admits(key.role) {
             return Err(ApiError::Forbidden(ErrorBody::new(
                 "forbidden",

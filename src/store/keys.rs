@@ -4,10 +4,11 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::{ApiKey, NewApiKey, Role, StoreError};
 
-const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, role, key_hash, key_prefix, created_at) \
-     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, role, key_hash, key_prefix, created_at, \
+     allowed_networks) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 
-const API_KEY_COLUMNS: &str = "id, name, role, key_prefix, created_at, revoked_at";
+const API_KEY_COLUMNS: &str =
+    "id, name, role, key_prefix, created_at, revoked_at, allowed_networks";
 
 #[derive(FromRow)]
 pub(super) struct ApiKeyRow {
@@ -17,6 +18,7 @@ pub(super) struct ApiKeyRow {
     key_prefix: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    allowed_networks: Option<String>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -26,6 +28,18 @@ impl TryFrom<ApiKeyRow> for ApiKey {
         let role = Role::from_name(&row.role).ok_or_else(|| {
             StoreError::Corrupt(format!("api key {}: role {:?}", row.name, row.role))
         })?;
+        let allowed_networks = row
+            .allowed_networks
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                n.trim().parse().map_err(|e| {
+                    StoreError::Corrupt(format!("api key {}: network {n:?}: {e}", row.name))
+                })
+            })
+            .collect::<Result<Vec<ipnet::IpNet>, StoreError>>()?;
         Ok(Self {
             id: row.id,
             name: row.name,
@@ -33,6 +47,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             key_prefix: row.key_prefix,
             created_at_ms: row.created_at,
             revoked_at_ms: row.revoked_at,
+            allowed_networks,
         })
     }
 }
@@ -48,12 +63,16 @@ super::sql::sql_impl! {
     }
 
     pub(crate) async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let networks = (!key.allowed_networks.is_empty()).then(|| {
+            key.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        });
         let (id,): (i64,) = sqlx::query_as(INSERT_API_KEY)
             .bind(key.name.as_str())
             .bind(key.role.as_str())
             .bind(key.key_hash.as_str())
             .bind(key.key_prefix.as_str())
             .bind(key.created_at_ms)
+            .bind(networks.as_deref())
             .fetch_one(&self.pool)
             .await?;
         Ok(ApiKey {
@@ -63,6 +82,7 @@ super::sql::sql_impl! {
             key_prefix: key.key_prefix.clone(),
             created_at_ms: key.created_at_ms,
             revoked_at_ms: None,
+            allowed_networks: key.allowed_networks.clone(),
         })
     }
 

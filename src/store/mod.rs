@@ -344,6 +344,8 @@ pub struct NewApiKey {
     pub key_prefix: String,
     /// Creation time, unix ms.
     pub created_at_ms: i64,
+    /// Networks the key may be used from; empty: anywhere.
+    pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
 /// A stored API key.
@@ -361,6 +363,8 @@ pub struct ApiKey {
     pub created_at_ms: i64,
     /// Revocation time, unix ms.
     pub revoked_at_ms: Option<i64>,
+    /// Networks the key may be used from; empty: anywhere.
+    pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
 /// An app the receiver knows: the days its postbacks arrived on and its schema versions.

@@ -444,3 +444,65 @@ async fn a_revoked_key_stops_working_within_a_second_on_every_receiver() {
         b.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_key_limited_to_networks_works_only_from_them() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (code, stdout, _) = run(&[
+        "keys",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        "far",
+        "--allow-cidr",
+        "203.0.113.0/24",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 0);
+    let far = stdout.trim().to_owned();
+    let (code, stdout, _) = run(&[
+        "keys",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        "near",
+        "--allow-cidr",
+        "127.0.0.0/8",
+        "--allow-cidr",
+        "::1",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 0);
+    let near = stdout.trim().to_owned();
+    let (code, _, stderr) = run(&[
+        "keys",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        "bad",
+        "--allow-cidr",
+        "10.0.0.0/33",
+        "--database-url",
+        &db.url,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("CIDR"), "{stderr}");
+
+    let app = TestApp::spawn(&db).await;
+    let (status, body) = app.get_json(&far, "/v1/postbacks").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("address_not_allowed")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("127.0.0.1"), "{body}");
+    assert_eq!(app.get_json(&near, "/v1/postbacks").await.0, 200);
+    let (_, listed, _) = run(&["keys", "list", "--database-url", &db.url]);
+    assert!(listed.contains("203.0.113.0/24"), "{listed}");
+    app.stop().await;
+}

@@ -251,6 +251,7 @@ impl TestApp {
                 key_hash: key.hash,
                 key_prefix: key.prefix,
                 created_at_ms: 0,
+                allowed_networks: Vec::new(),
             })
             .await
             .unwrap();

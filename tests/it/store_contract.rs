@@ -271,6 +271,10 @@ async fn api_keys_are_found_by_hash_until_revoked_and_names_are_unique() {
             key_hash: "h1".into(),
             key_prefix: "skr_x".into(),
             created_at_ms: 5,
+            allowed_networks: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
         };
         let key = store.create_api_key(&new).await.unwrap();
         assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(key.clone()));
