@@ -52,6 +52,7 @@ pub fn build_dispatcher(
         DispatchSettings {
             poll_interval: settings.dispatch_poll,
             allow_private: settings.allow_private_destinations,
+            secret_keys: settings.secret_keys.clone(),
             ..DispatchSettings::default()
         },
     )))
@@ -122,6 +123,18 @@ impl App {
         let openapi = openapi.to_pretty_json().context("rendering the OpenAPI document")?;
         let settings = Arc::new(settings);
         apply_configured_schemas(&schemas, &settings.file.schemas).await?;
+        if settings.secret_keys.is_configured() {
+            let resealed = dispatcher
+                .seal_stored_secrets()
+                .await
+                .context("sealing destination secrets under the first secrets key")?;
+            tracing::info!(destinations = resealed, "destination secrets sealed at rest");
+        } else {
+            tracing::warn!(
+                "destination signing secrets are stored in plaintext: give --secrets-key-file \
+                 (or SKAN_SECRETS_KEY) with a 32-byte key in base64 to seal them"
+            );
+        }
         dispatcher
             .apply_configured(&settings.file.destinations)
             .await

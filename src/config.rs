@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// How often idle dispatch workers look for due deliveries, in milliseconds. Default: 1000.
     #[arg(long, env = "SKAN_DISPATCH_POLL_MS", value_name = "MS")]
     pub dispatch_poll_ms: Option<u64>,
+    /// File with the key(s) destination signing secrets are sealed with at rest: base64 of 32
+    /// bytes per line, the first sealing, the others only opening (rotation). `SKAN_SECRETS_KEY`
+    /// may hold the same text instead. Without either, secrets are stored in plaintext.
+    #[arg(long, env = "SKAN_SECRETS_KEY_FILE", value_name = "FILE")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// Which signature verifier checks P-256 signatures. Both give the same answer on every input.
@@ -312,6 +317,8 @@ pub struct Settings {
     pub allow_private_destinations: bool,
     /// Idle poll interval of the dispatcher.
     pub dispatch_poll: Duration,
+    /// Keys sealing destination secrets at rest (none: plaintext).
+    pub secret_keys: crate::dispatch::sealing::SecretKeys,
     /// The parsed settings file, for sections other modules read (schemas, destinations).
     pub file: FileConfig,
 }
@@ -353,6 +360,19 @@ impl DatabaseArgs {
         let file = load_file(self.config.as_deref())?;
         Ok(file.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
     }
+}
+
+/// The secrets keys from `--secrets-key-file`, else `SKAN_SECRETS_KEY`, else none.
+fn secret_keys(file: Option<&Path>) -> Result<crate::dispatch::sealing::SecretKeys, SettingsError> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?,
+        None => std::env::var("SKAN_SECRETS_KEY").unwrap_or_default(),
+    };
+    crate::dispatch::sealing::SecretKeys::parse(&text).map_err(|e| SettingsError::Invalid {
+        setting: "--secrets-key-file",
+        message: e.to_string(),
+    })
 }
 
 impl Settings {
@@ -405,6 +425,7 @@ impl Settings {
             dispatch_poll: Duration::from_millis(
                 args.dispatch_poll_ms.or(file.dispatch.poll_interval_ms).unwrap_or(1000),
             ),
+            secret_keys: secret_keys(args.secrets_key_file.as_deref())?,
             database_url,
             file,
         };

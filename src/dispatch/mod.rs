@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod destination;
 pub mod policy;
 pub mod request;
+pub mod sealing;
 pub mod sender;
 pub mod service;
 pub mod signing;
@@ -43,6 +44,8 @@ pub struct DispatchSettings {
     pub allow_private: bool,
     /// Names this receiver's leases, for support work.
     pub instance: String,
+    /// Keys sealing signing secrets at rest (none: plaintext).
+    pub secret_keys: sealing::SecretKeys,
 }
 
 impl Default for DispatchSettings {
@@ -51,6 +54,7 @@ impl Default for DispatchSettings {
             poll_interval: Duration::from_secs(1),
             allow_private: false,
             instance: instance_name(),
+            secret_keys: sealing::SecretKeys::default(),
         }
     }
 }
@@ -142,12 +146,7 @@ impl Dispatcher {
         {
             return Ok(Arc::clone(parsed));
         }
-        let config: DestinationConfig = serde_json::from_str(&stored.config).map_err(|e| {
-            DispatchError::Corrupt(format!(
-                "destination {}: stored document does not parse: {e}",
-                stored.id
-            ))
-        })?;
+        let config = service::parse_document(stored, &self.settings.secret_keys)?;
         let parsed = Arc::new(config.validate().map_err(|e| {
             DispatchError::Corrupt(format!(
                 "destination {}: stored document is invalid: {e}",

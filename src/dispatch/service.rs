@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::policy::{AttemptResult, Decision, decide, parse_retry_after};
 use super::request::RenderedRequest;
+use super::sealing::{self, SecretKeys};
 use super::worker::{Prepared, build_request};
 use super::{
     Destination, DestinationConfig, DestinationError, DispatchError, Dispatcher, signing, ssrf,
@@ -126,7 +127,7 @@ impl Dispatcher {
             .list_destinations()
             .await?
             .iter()
-            .map(|stored| Ok(self.with_health(view(stored)?, &stats)))
+            .map(|stored| Ok(self.with_health(view(stored, &self.settings.secret_keys)?, &stats)))
             .collect()
     }
 
@@ -159,7 +160,10 @@ impl Dispatcher {
     /// [`DispatchError::NotFound`]; database failures.
     pub async fn destination(&self, id: i64) -> Result<DestinationView, DispatchError> {
         let stats = self.store.queue_stats().await?;
-        Ok(self.with_health(view(&self.stored_destination(id).await?)?, &stats))
+        Ok(self.with_health(
+            view(&self.stored_destination(id).await?, &self.settings.secret_keys)?,
+            &stats,
+        ))
     }
 
     /// One destination, by name.
@@ -172,11 +176,47 @@ impl Dispatcher {
             .destination_by_name(name)
             .await?
             .ok_or_else(|| DispatchError::NotFound(format!("no destination named {name:?}")))?;
-        view(&stored)
+        view(&stored, &self.settings.secret_keys)
     }
 
     async fn stored_destination(&self, id: i64) -> Result<StoredDestination, DispatchError> {
         self.store.destination(id).await?.ok_or_else(|| not_found("destination", id))
+    }
+
+    /// Seal every stored signing secret under the first secrets key (plaintext ones, and those
+    /// sealed under an older key): what rotating the key, or configuring one for the first
+    /// time, needs at start-up. Returns how many destinations were rewritten.
+    ///
+    /// # Errors
+    /// A secret sealed under a key not given; database failures.
+    pub async fn seal_stored_secrets(&self) -> Result<usize, DispatchError> {
+        let keys = &self.settings.secret_keys;
+        let mut rewritten = 0;
+        for stored in self.store.list_destinations().await? {
+            let raw: DestinationConfig = serde_json::from_str(&stored.config)
+                .map_err(|e| DispatchError::Corrupt(format!("destination {}: {e}", stored.id)))?;
+            let stale = raw
+                .signing
+                .as_ref()
+                .is_some_and(|s| s.secrets.iter().any(|x| keys.needs_sealing(x)));
+            if !stale {
+                continue;
+            }
+            let config = parse_document(&stored, keys)?;
+            self.store
+                .update_destination(
+                    stored.id,
+                    &NewDestination {
+                        name: stored.name.clone(),
+                        enabled: stored.enabled,
+                        config: document(&config, keys)?,
+                        at_ms: self.clock.now_ms(),
+                    },
+                )
+                .await?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
     }
 
     /// Create a destination. An empty `signing.secrets` list asks for a generated secret.
@@ -203,12 +243,15 @@ impl Dispatcher {
             .create_destination(&NewDestination {
                 name: checked.config.name.clone(),
                 enabled: checked.config.enabled,
-                config: document(&checked.config)?,
+                config: document(&checked.config, &self.settings.secret_keys)?,
                 at_ms: self.clock.now_ms(),
             })
             .await?;
         self.wake();
-        Ok(CreatedDestination { destination: view(&stored)?, generated_secret: generated })
+        Ok(CreatedDestination {
+            destination: view(&stored, &self.settings.secret_keys)?,
+            generated_secret: generated,
+        })
     }
 
     /// Replace a destination's document. Masked secrets (as shown by the API) keep the stored
@@ -223,7 +266,8 @@ impl Dispatcher {
         mut config: DestinationConfig,
     ) -> Result<DestinationView, DispatchError> {
         let current = self.stored_destination(id).await?;
-        let current_config: DestinationConfig = parse_document(&current)?;
+        let current_config: DestinationConfig =
+            parse_document(&current, &self.settings.secret_keys)?;
         if let (Some(new), Some(old)) = (config.signing.as_mut(), current_config.signing.as_ref()) {
             for secret in &mut new.secrets {
                 if let Some(original) = old.secrets.iter().find(|s| signing::mask(s) == *secret) {
@@ -239,14 +283,14 @@ impl Dispatcher {
                 &NewDestination {
                     name: checked.config.name.clone(),
                     enabled: checked.config.enabled,
-                    config: document(&checked.config)?,
+                    config: document(&checked.config, &self.settings.secret_keys)?,
                     at_ms: self.clock.now_ms(),
                 },
             )
             .await?
             .ok_or_else(|| not_found("destination", id))?;
         self.wake();
-        view(&stored)
+        view(&stored, &self.settings.secret_keys)
     }
 
     /// Switch a destination on or off, keeping its document.
@@ -259,7 +303,7 @@ impl Dispatcher {
         enabled: bool,
     ) -> Result<DestinationView, DispatchError> {
         let current = self.stored_destination(id).await?;
-        let mut config = parse_document(&current)?;
+        let mut config = parse_document(&current, &self.settings.secret_keys)?;
         config.enabled = enabled;
         let stored = self
             .store
@@ -268,14 +312,14 @@ impl Dispatcher {
                 &NewDestination {
                     name: current.name.clone(),
                     enabled,
-                    config: document(&config)?,
+                    config: document(&config, &self.settings.secret_keys)?,
                     at_ms: self.clock.now_ms(),
                 },
             )
             .await?
             .ok_or_else(|| not_found("destination", id))?;
         self.wake();
-        view(&stored)
+        view(&stored, &self.settings.secret_keys)
     }
 
     /// Delete a destination with its deliveries and their log.
@@ -307,7 +351,7 @@ impl Dispatcher {
                         .map_err(|e| named(&config.name, e))?;
                     tracing::info!(destination = config.name, "created destination from settings");
                 }
-                Some(stored) if parse_document(&stored)? != *config => {
+                Some(stored) if parse_document(&stored, &self.settings.secret_keys)? != *config => {
                     self.update_destination(stored.id, config.clone())
                         .await
                         .map_err(|e| named(&config.name, e))?;
@@ -506,21 +550,41 @@ fn named(name: &str, err: DispatchError) -> DispatchError {
     }
 }
 
-fn document(config: &DestinationConfig) -> Result<String, DispatchError> {
-    serde_json::to_string(config).map_err(|e| DispatchError::Corrupt(e.to_string()))
+fn document(config: &DestinationConfig, keys: &SecretKeys) -> Result<String, DispatchError> {
+    let mut sealed = config.clone();
+    if let Some(signing) = sealed.signing.as_mut() {
+        for secret in &mut signing.secrets {
+            *secret = keys
+                .seal(secret, sealing::fresh_nonce().map_err(|e| DispatchError::Corrupt(e.0))?)
+                .map_err(|e| DispatchError::Corrupt(e.0))?;
+        }
+    }
+    serde_json::to_string(&sealed).map_err(|e| DispatchError::Corrupt(e.to_string()))
 }
 
-fn parse_document(stored: &StoredDestination) -> Result<DestinationConfig, DispatchError> {
-    serde_json::from_str(&stored.config).map_err(|e| {
+/// A stored document with its secrets opened.
+pub(super) fn parse_document(
+    stored: &StoredDestination,
+    keys: &SecretKeys,
+) -> Result<DestinationConfig, DispatchError> {
+    let mut config: DestinationConfig = serde_json::from_str(&stored.config).map_err(|e| {
         DispatchError::Corrupt(format!(
             "destination {}: stored document does not parse: {e}",
             stored.id
         ))
-    })
+    })?;
+    if let Some(signing) = config.signing.as_mut() {
+        for secret in &mut signing.secrets {
+            *secret = keys
+                .open(secret)
+                .map_err(|e| DispatchError::Corrupt(format!("destination {}: {e}", stored.id)))?;
+        }
+    }
+    Ok(config)
 }
 
-fn view(stored: &StoredDestination) -> Result<DestinationView, DispatchError> {
-    let mut config = parse_document(stored)?;
+fn view(stored: &StoredDestination, keys: &SecretKeys) -> Result<DestinationView, DispatchError> {
+    let mut config = parse_document(stored, keys)?;
     config.enabled = stored.enabled;
     if let Some(signing) = config.signing.as_mut() {
         for secret in &mut signing.secrets {

@@ -1164,3 +1164,92 @@ async fn a_partner_failing_at_concurrency_4_sits_out_30_s_then_gets_one_probe() 
     assert_eq!(partner.seen().len(), 9);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn signing_secrets_are_sealed_at_rest_and_move_to_a_new_key_at_start_up() {
+    use skan_receiver::dispatch::sealing::SecretKeys;
+    const OLD: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const NEW: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    for db in each_backend().await {
+        let clock = manual_clock();
+        let with_keys = |keys: &'static str| {
+            move |s: &mut Settings| {
+                for_tests(s);
+                s.secret_keys = SecretKeys::parse(keys).unwrap();
+            }
+        };
+        let secret =
+            format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([5u8; 32]));
+        let raw = |app: &TestApp, id: i64| {
+            let store = Arc::clone(&app.store);
+            async move { store.destination(id).await.unwrap().unwrap().config }
+        };
+
+        // Without a key: stored as given (today's behaviour).
+        let app = service(&db, Arc::clone(&clock)).await;
+        let admin = app.key(Role::Admin).await;
+        let partner = Partner::start().await;
+        let id = create(
+            &app,
+            &admin,
+            json!({"name": "sealed", "url": format!("{}/hook", partner.url), "signing": {"secrets": [secret]}}),
+        )
+        .await["destination"]["id"]
+            .as_i64()
+            .unwrap();
+        assert!(raw(&app, id).await.contains(&secret));
+        app.stop().await;
+
+        // A key given: sealed at start-up; the secret is no longer in the database.
+        let app = TestApp::spawn_full(
+            &db,
+            Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            with_keys(OLD),
+        )
+        .await;
+        let sealed = raw(&app, id).await;
+        assert!(sealed.contains("sealed:v1:") && !sealed.contains(&secret), "{sealed}");
+        app.stop().await;
+
+        // Rotation: new key first, old key after; everything moves to the new key, which alone
+        // then opens it, and deliveries still sign with the original secret.
+        let app = TestApp::spawn_full(
+            &db,
+            Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            with_keys(concat!(
+                "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+                "\n",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+            )),
+        )
+        .await;
+        let rotated = raw(&app, id).await;
+        assert!(rotated.contains("sealed:v1:") && rotated != sealed, "{rotated}");
+        app.stop().await;
+        let app = TestApp::spawn_full(
+            &db,
+            Arc::clone(&clock) as Arc<dyn skan_receiver::clock::Clock>,
+            with_keys(NEW),
+        )
+        .await;
+        let admin = app.key(Role::Admin).await;
+        let (status, shown) =
+            send(&app, &admin, "GET", &format!("/v1/destinations/{id}"), None).await;
+        assert_eq!(status, 200, "{shown}");
+        assert!(
+            shown["config"]["signing"]["secrets"][0].as_str().unwrap().starts_with("whsec_****")
+        );
+        post_postback(&app, Spec::new(1, &format!("sealed-{}", db.url.len())).fine(3).bytes())
+            .await;
+        let seen = partner.wait_for(10, "the delivery", |s| !s.is_empty()).await;
+        let request = &seen[0];
+        let expected = expected_signature(
+            &secret,
+            &request.headers["webhook-id"],
+            &request.headers["webhook-timestamp"],
+            &request.body,
+        );
+        assert!(request.headers["webhook-signature"].split(' ').any(|s| s == expected));
+        app.stop().await;
+    }
+}
