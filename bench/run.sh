@@ -47,7 +47,7 @@ ingest() {
     local name=$1 url=$2
     port=$((port + 1))
     "$BIN" serve --keys testdata/keys --database-url "$url" --listen "127.0.0.1:$port" \
-        --no-dispatch > "$OUT/$name.log" 2>&1 &
+        --no-dispatch --rate-limit-per-ip 0 > "$OUT/$name.log" 2>&1 &
     local pid=$!
     wait_ready
     "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$COUNT" \
@@ -68,7 +68,7 @@ batches() {
     port=$((port + 1))
     key=$("$BIN" keys create --role ingest --name bench --database-url "$url" 2> /dev/null | tail -1)
     "$BIN" serve --keys testdata/keys --database-url "$url" --listen "127.0.0.1:$port" \
-        --no-dispatch > "$OUT/$name.log" 2>&1 &
+        --no-dispatch --rate-limit-per-ip 0 > "$OUT/$name.log" 2>&1 &
     local pid=$!
     wait_ready
     "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$((COUNT * 2))" \

@@ -206,12 +206,7 @@ impl App {
         });
         let addr = listener.local_addr().ok();
         tracing::info!(?addr, database = %store::redact_url(&settings.database_url), "serving");
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.clone().cancelled_owned())
-        .await;
+        http::server::serve(listener, router, settings.header_timeout, token.clone()).await;
         token.cancel();
         tracing::info!("no longer accepting requests; draining");
         let store = Arc::clone(&state.store);
@@ -232,7 +227,7 @@ impl App {
         }
         store.close().await;
         tracing::info!("stopped");
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

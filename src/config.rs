@@ -88,6 +88,27 @@ pub struct ServeArgs {
     /// How often idle dispatch workers look for due deliveries, in milliseconds. Default: 1000.
     #[arg(long, env = "SKAN_DISPATCH_POLL_MS", value_name = "MS")]
     pub dispatch_poll_ms: Option<u64>,
+    /// Close a connection that has not sent a request's complete headers within this many
+    /// seconds. Default: 10.
+    #[arg(long, env = "SKAN_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Requests per second each client address may make on Apple's open paths (0: no limit).
+    /// Default: 50.
+    #[arg(long, env = "SKAN_RATE_LIMIT_PER_IP", value_name = "N")]
+    pub rate_limit_per_ip: Option<u32>,
+    /// Requests a client address may make at once after a quiet spell on Apple's paths.
+    /// Default: 200.
+    #[arg(long, env = "SKAN_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client; without one, the client is the
+    /// connection's peer. Repeat for more.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SKAN_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// File with the key(s) destination signing secrets are sealed with at rest: base64 of 32
     /// bytes per line, the first sealing, the others only opening (rotation). `SKAN_SECRETS_KEY`
     /// may hold the same text instead. Without either, secrets are stored in plaintext.
@@ -319,6 +340,14 @@ pub struct Settings {
     pub dispatch_poll: Duration,
     /// Keys sealing destination secrets at rest (none: plaintext).
     pub secret_keys: crate::dispatch::sealing::SecretKeys,
+    /// How long a connection may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Requests per second per client address on Apple's paths (0: unlimited).
+    pub rate_limit_per_ip: u32,
+    /// Burst per client address on Apple's paths.
+    pub rate_limit_burst: u32,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The parsed settings file, for sections other modules read (schemas, destinations).
     pub file: FileConfig,
 }
@@ -426,6 +455,10 @@ impl Settings {
                 args.dispatch_poll_ms.or(file.dispatch.poll_interval_ms).unwrap_or(1000),
             ),
             secret_keys: secret_keys(args.secrets_key_file.as_deref())?,
+            header_timeout: Duration::from_secs(args.header_timeout_secs.unwrap_or(10).max(1)),
+            rate_limit_per_ip: args.rate_limit_per_ip.unwrap_or(50),
+            rate_limit_burst: args.rate_limit_burst.unwrap_or(200).max(1),
+            trusted_proxies: args.trusted_proxies.clone(),
             database_url,
             file,
         };

@@ -37,6 +37,8 @@ pub enum ApiError {
     Conflict(ErrorBody),
     /// 413: the body is over the limit.
     PayloadTooLarge(ErrorBody),
+    /// 429: too many requests from one client; `Retry-After` says when to come back.
+    TooManyRequests(ErrorBody),
     /// 415: the body's content type is not accepted here.
     UnsupportedMediaType(ErrorBody),
     /// 422: well-formed but semantically invalid.
@@ -166,6 +168,7 @@ impl IntoResponse for ApiError {
             ),
             Self::Conflict(body) => (StatusCode::CONFLICT, body),
             Self::PayloadTooLarge(body) => (StatusCode::PAYLOAD_TOO_LARGE, body),
+            Self::TooManyRequests(body) => (StatusCode::TOO_MANY_REQUESTS, body),
             Self::UnsupportedMediaType(body) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, body),
             Self::Unprocessable(body) => (StatusCode::UNPROCESSABLE_ENTITY, body),
             Self::InvalidSchema(report) => {

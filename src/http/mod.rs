@@ -8,8 +8,10 @@ pub mod extract;
 mod health;
 mod params;
 mod postbacks;
+mod rate_limit;
 mod reports;
 mod schemas;
+pub mod server;
 mod session;
 
 use std::sync::Arc;
@@ -109,6 +111,14 @@ pub fn routes(
         .routes(routes!(postbacks::receive_adattributionkit_no_slash))
         .layer(DefaultBodyLimit::max(settings.max_postback_bytes))
         .layer(Extension(BodyLimit(settings.max_postback_bytes)));
+    let apple = match rate_limit::AddressLimit::new(
+        settings.rate_limit_per_ip,
+        settings.rate_limit_burst,
+        settings.trusted_proxies.clone(),
+    ) {
+        Some(limit) => apple.layer(axum::middleware::from_fn_with_state(limit, rate_limit::limit)),
+        None => apple,
+    };
     let forwarded = OpenApiRouter::new()
         .routes(routes!(postbacks::submit_postbacks, postbacks::list_postbacks))
         .layer(DefaultBodyLimit::max(settings.max_batch_bytes))

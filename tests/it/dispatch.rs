@@ -934,6 +934,8 @@ impl Process {
                 config.to_str().unwrap(),
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--rate-limit-per-ip",
+                "0",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the crate links once.
 
+mod abuse;
 mod api_ingest;
 mod api_reports;
 mod api_schemas;
