@@ -87,9 +87,19 @@ impl From<sqlx::Error> for StoreError {
                 if db.is_unique_violation() {
                     return Self::Duplicate(db.message().to_owned());
                 }
-                match db.code().as_deref() {
-                    // SQLITE_BUSY, SQLITE_LOCKED (and extended codes), disk full / I/O.
-                    Some("5" | "6" | "261" | "262" | "517" | "13" | "10") => Self::Unavailable(err),
+                let code = db.code();
+                // SQLite reports extended codes; their low byte is the primary one: BUSY (5),
+                // LOCKED (6), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14).
+                let is_sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                let sqlite_primary = code
+                    .as_deref()
+                    .filter(|_| is_sqlite)
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .map(|c| c & 0xff);
+                if matches!(sqlite_primary, Some(5 | 6 | 8 | 10 | 13 | 14)) {
+                    return Self::Unavailable(err);
+                }
+                match code.as_deref() {
                     // PostgreSQL: serialization failure, deadlock, lock timeout, cannot connect
                     // now, admin shutdown, crash shutdown, too many connections, database missing.
                     Some(

@@ -134,6 +134,15 @@ super::sql::sql_impl! {
         &self,
         items: &[IngestItem],
     ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let result = self.record_in_transaction(items).await;
+        self.note_write(&result);
+        result
+    }
+
+    async fn record_in_transaction(
+        &self,
+        items: &[IngestItem],
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
         // Rows are written in identity-key order (a stable sort keeps arrival order among copies
         // of one postback), so concurrent PostgreSQL writers take row locks in the same order.
         let mut order: Vec<usize> = (0..items.len()).collect();

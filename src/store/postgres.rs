@@ -43,6 +43,11 @@ pub(super) async fn connect(
         .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?
         .application_name("skan-receiver");
     let pool = PgPoolOptions::new()
+        // A connection handed back still inside a transaction (its COMMIT failed: a full disk,
+        // a lost server) would refuse every later BEGIN; close it rather than reuse it.
+        .after_release(|conn, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+        })
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
@@ -51,5 +56,5 @@ pub(super) async fn connect(
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
-    Ok(SqlStore { pool })
+    Ok(SqlStore::new(pool))
 }

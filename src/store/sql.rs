@@ -44,6 +44,27 @@ pub(crate) trait Dialect: Database {
 #[derive(Debug)]
 pub(crate) struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
+    /// Set when a write failed because the database could not store it (a full disk, a
+    /// read-only or vanished file); cleared by the next write that succeeds. While set, the
+    /// readiness check tries a small write itself, so a receiver taken out of rotation still
+    /// notices when space returns.
+    pub(crate) write_fault: std::sync::atomic::AtomicBool,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(crate) fn new(pool: Pool<DB>) -> Self {
+        Self { pool, write_fault: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Remember how a write went, for the readiness check.
+    pub(crate) fn note_write<T>(&self, result: &Result<T, StoreError>) {
+        use std::sync::atomic::Ordering;
+        match result {
+            Ok(_) => self.write_fault.store(false, Ordering::Relaxed),
+            Err(e) if e.is_unavailable() => self.write_fault.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
+    }
 }
 
 const UPSERT_AGGREGATE: &str = "INSERT INTO aggregates (app_id, arrival_day, install_day, \
@@ -156,6 +177,19 @@ pub(crate) use sql_impl;
 sql_impl! {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if self.write_fault.load(std::sync::atomic::Ordering::Relaxed) {
+            let probe = async {
+                let mut tx = DB::begin_write(&self.pool).await?;
+                sqlx::query("UPDATE storage_probe SET at = at + 1 WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            self.note_write(&probe);
+            probe?;
+        }
         Ok(())
     }
 

@@ -48,6 +48,11 @@ pub(super) async fn connect(
         .pragma("cache_size", "-65536")
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
+        // A connection handed back still inside a transaction (its COMMIT failed: a full disk,
+        // a lost server) would refuse every later BEGIN; close it rather than reuse it.
+        .after_release(|conn, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+        })
         .max_connections(options.max_connections.max(2))
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
@@ -56,5 +61,5 @@ pub(super) async fn connect(
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
-    Ok(SqlStore { pool })
+    Ok(SqlStore::new(pool))
 }

@@ -11,6 +11,7 @@ mod cli_verify;
 mod console;
 mod dispatch;
 mod fixture;
+mod full_disk;
 mod helpers;
 mod layering;
 mod openapi;
