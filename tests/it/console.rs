@@ -238,6 +238,14 @@ async fn reports_download_the_api_csv_byte_for_byte_and_a_copied_link_reopens_th
     b.wait(".heat").await;
     b.wait(".coarse-windows").await;
     b.wait(".chart canvas").await;
+    let shown_after = b
+        .js("const shown = performance.getEntriesByName('skan:report-shown').pop(); \
+             const answered = Math.max(...performance.getEntriesByType('resource') \
+               .filter(e => e.name.includes('/v1/')).map(e => e.responseEnd)); \
+             return shown ? shown.startTime - answered : null;")
+        .await;
+    eprintln!("report screen shown {shown_after} ms after the API's last answer");
+    assert!(shown_after.as_f64().is_some(), "the report was shown");
     let rows = b.js("return document.querySelectorAll('table.report tbody tr').length;").await;
     let (_, api) =
         app.get_json(&viewer, &format!("/v1/reports?{NOVEMBER}&group_by=day,ad_network_id")).await;

@@ -222,6 +222,10 @@ export function ReportsScreen({ params }) {
     });
     return () => { stale = true; };
   }, [key]);
+  // A mark the browser tests read: how soon after the API's answers the report is on screen.
+  useEffect(() => {
+    if (state.report) performance.mark('skan:report-shown');
+  }, [state.report]);
   const completeFrom = q.date_type === 'arrival' ? isoDay(new Date()) : daysAgo(COMPLETE_AFTER_DAYS[0]);
   const csv = async () => {
     try {
