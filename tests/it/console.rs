@@ -306,7 +306,7 @@ async fn a_viewer_sees_no_edit_controls() {
     b.tab_to(".schema-grid [role=gridcell]").await;
     b.press(&[Key::Enter]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for control in [".edit-panel", ".publish", ".generators", ".coarse-panel button"] {
+    for control in [".edit-panel", ".publish", ".generators", ".simulate", ".coarse-panel button"] {
         assert!(!b.exists(control).await, "a viewer is offered {control}");
     }
     let nav = b.wait("header nav").await.text().await.unwrap();

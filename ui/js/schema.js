@@ -448,7 +448,7 @@ export function SchemaScreen({ session, params }) {
       </form>
       <${Generators} onGenerated=${(schema) => { setDraft(schema); setReview(null); }} />
     </section>`}
-    <section class="simulate" aria-labelledby="simulate-title">
+    ${canEdit && html`<section class="simulate" aria-labelledby="simulate-title">
       <h2 id="simulate-title">Simulate the draft on past postbacks</h2>
       <form class="row" onSubmit=${simulate}>
         <label>From <input type="date" name="sim-from" value=${sim.from} onInput=${(e) => setSim({ ...sim, from: e.target.value })} /></label>
@@ -459,7 +459,7 @@ export function SchemaScreen({ session, params }) {
         <button type="submit" disabled=${errors.length > 0}>Simulate</button>
       </form>
       <${SimulateResult} result=${simResult} />
-    </section>
+    </section>`}
     <section class="history" aria-labelledby="history-title">
       <h2 id="history-title">Versions</h2>
       ${versions.length ? html`<div class="table-scroll"><table>
