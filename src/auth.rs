@@ -58,15 +58,13 @@ pub struct Authenticator {
     store: Arc<dyn KeyStore>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
-    /// The revocation mark last read and when: the cache is dropped as soon as it changes.
-    revocations: tokio::sync::Mutex<RevocationCheck>,
-}
-
-/// The revocation mark (revoked keys, latest revocation) last read, and when it was read.
-#[derive(Debug, Default)]
-struct RevocationCheck {
-    mark: Option<(i64, Option<i64>)>,
-    at: Option<Instant>,
+    /// The revocation mark (revoked keys, latest revocation) last read: the cache is dropped as
+    /// soon as it changes.
+    revocations: tokio::sync::Mutex<Option<(i64, Option<i64>)>>,
+    /// When the mark was last read, in ms since `started` (`u64::MAX`: never), so the common
+    /// case, a check less than a second old, takes no lock.
+    checked_at_ms: std::sync::atomic::AtomicU64,
+    started: Instant,
 }
 
 /// How often cached keys are checked against revocations: a key revoked on any receiver stops
@@ -84,7 +82,9 @@ impl Authenticator {
             store,
             ttl,
             cache: Mutex::new(HashMap::new()),
-            revocations: tokio::sync::Mutex::new(RevocationCheck::default()),
+            revocations: tokio::sync::Mutex::new(None),
+            checked_at_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+            started: Instant::now(),
         }
     }
 
@@ -119,15 +119,31 @@ impl Authenticator {
     /// Read the revocation mark (at most once per [`REVOCATION_CHECK`], one small query for all
     /// keys) and forget every cached key when it changed.
     async fn drop_cache_after_revocations(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let fresh = || {
+            let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+            let last = self.checked_at_ms.load(Ordering::Relaxed);
+            (
+                last != u64::MAX
+                    && now_ms.saturating_sub(last) < REVOCATION_CHECK.as_millis() as u64,
+                now_ms,
+            )
+        };
+        if fresh().0 {
+            return Ok(());
+        }
         let mut checked = self.revocations.lock().await;
-        if checked.at.is_some_and(|at| at.elapsed() < REVOCATION_CHECK) {
+        // Another request may have read the mark while this one waited for the lock.
+        let (is_fresh, now_ms) = fresh();
+        if is_fresh {
             return Ok(());
         }
         let mark = self.store.revocation_mark().await?;
-        if checked.mark != Some(mark) {
+        if *checked != Some(mark) {
             self.cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
-        *checked = RevocationCheck { mark: Some(mark), at: Some(Instant::now()) };
+        *checked = Some(mark);
+        self.checked_at_ms.store(now_ms, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -150,7 +150,7 @@ function ReportTable({ report, completeFrom }) {
   const stillArriving = (row) => completeFrom && row.group.day && row.group.day >= completeFrom;
   return html`<div class="table-scroll" tabindex="0" role="region" aria-label="Report rows">
     <table class="report">
-      <caption>${fmt.int(report.rows.length)} rows · ${report.from} to ${report.to} by ${report.date_type} date</caption>
+      <caption>${fmt.int(report.rows.length)} ${report.rows.length === 1 ? 'row' : 'rows'} · ${report.from} to ${report.to} by ${report.date_type} date</caption>
       <thead><tr>${dims.length ? dims.map((d) => header(d, d.replace(/_/g, ' '), true)) : html`<td></td>`}${METRICS.map(([k, l]) => header(k, l))}</tr></thead>
       <tbody>${!dims.length ? '' : html`
         ${rows.map((row) => html`<tr class=${stillArriving(row) ? 'arriving' : ''}>
