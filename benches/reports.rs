@@ -1,8 +1,9 @@
 //! Report latency over an app with 10 million stored postbacks.
 //!
-//! Builds (once, cached in `target/bench-data/`) a year of postbacks for one app from the load
-//! generator's factory: 8 networks of skewed size, 24 campaigns each, every version, three
-//! windows, four tiers, skewed conversion values. To build 10 million in minutes the bulk
+//! Builds (once, cached in `target/bench-data/`) 400 days of postbacks for one app from the load
+//! generator's factory, shaped like a large advertiser: 8 networks of skewed size, 300 campaigns
+//! each (4-digit source identifiers), every version, three windows, four tiers, skewed
+//! conversion values. To build 10 million in minutes the bulk
 //! postbacks are not signed; each goes through the real parser and the ingest path's flattening
 //! to its aggregate key, and the aggregates are loaded through the store's bulk path. A sample of
 //! 1,000 signed postbacks from the same factory is run through the ingest preparation first and
@@ -10,7 +11,7 @@
 //!
 //! Run: `cargo bench --bench reports`. `SKAN_BENCH_POSTBACKS` (default 10000000) sets the size,
 //! `SKAN_BENCH_DATABASE_URL` another database (e.g. PostgreSQL; it must be empty or built by this
-//! benchmark).
+//! benchmark), `SKAN_BENCH_RUNS` the timed runs per shape (default 5, after one warm-up).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +28,7 @@ use skan_receiver::skan::{Outcome, Postback, Verification};
 use skan_receiver::store::{self, AggregateRow, Channel, ConnectOptions, IngestItem, Store};
 
 const APP: u64 = 1_500_000_001;
-const DAYS: i64 = 365;
+const DAYS: i64 = 400;
 const SCHEMA: &str = include_str!("../testdata/schemas/bit-packed.json");
 
 fn config(sign: bool) -> FactoryConfig {
@@ -35,7 +36,7 @@ fn config(sign: bool) -> FactoryConfig {
         app_ids: vec![APP],
         ad_networks: (1..=8).map(|i| format!("network{i}.skadnetwork")).collect(),
         duplicate_ratio: 0.0,
-        campaigns_per_network: 24,
+        campaigns_per_network: 300,
         sign,
     }
 }
@@ -125,30 +126,51 @@ fn main() {
         }
         let to = first_day() + Duration::days(DAYS - 2);
         let from = to - Duration::days(89);
-        let shapes: [(&str, &str); 8] = [
+        let shapes: &[(&str, &str)] = &[
             ("totals", ""),
             ("by day", "&group_by=day"),
             ("by network", "&group_by=ad_network_id"),
             ("by network x campaign", "&group_by=ad_network_id,source_identifier"),
+            ("by campaign (2 digits)", "&group_by=source_identifier&digits=2"),
+            ("one campaign by day", "&group_by=day&source_identifier=1997"),
+            ("by campaign x fine value", "&group_by=source_identifier,fine_value"),
             ("by week x network (arrival)", "&group_by=week,ad_network_id&date_type=arrival"),
+            ("by install day", "&group_by=day&date_type=install"),
             ("by window x coarse value", "&group_by=window,coarse_value"),
             ("fine value histogram", "&group_by=fine_value&window=0"),
             ("by event", "&group_by=event"),
+            ("by tier x window", "&group_by=tier,window"),
+            ("by version", "&group_by=version"),
+            ("by fidelity", "&group_by=fidelity"),
         ];
-        println!("\nreport latency, app with {postbacks} postbacks, 90 days {from}..{to} ({url}):");
+        let long: &[(&str, &str)] = &[
+            ("400 d totals", ""),
+            ("400 d by network x campaign", "&group_by=ad_network_id,source_identifier"),
+            ("400 d by campaign x fine value", "&group_by=source_identifier,fine_value"),
+            ("400 d by week x network", "&group_by=week,ad_network_id"),
+        ];
+        let runs: usize =
+            std::env::var("SKAN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+        let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+        println!("\nreport latency, {backend}, app with {postbacks} postbacks, 90 days {from}..{to}:");
         println!(
-            "  {:<30} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
+            "  {:<32} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
             "shape", "median ms", "min ms", "max ms", "rows", "db rows", "db ms", "rust ms"
         );
         let history = schemas.history(APP as i64).await.expect("history");
-        for (name, extra) in shapes {
-            let text = format!("app_id={APP}&from={from}&to={to}{extra}");
+        let long_from = to - Duration::days(399);
+        for (range, name, extra) in shapes
+            .iter()
+            .map(|(n, e)| ((from, to), n, e))
+            .chain(long.iter().map(|(n, e)| ((long_from, to), n, e)))
+        {
+            let text = format!("app_id={APP}&from={}&to={}{extra}", range.0, range.1);
             let pairs: Vec<(String, String)> =
                 form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
             let query = ReportQuery::parse(&pairs).expect("query");
             let mut times = Vec::new();
             let mut rows = 0;
-            for _ in 0..6 {
+            for _ in 0..=runs {
                 let started = Instant::now();
                 let out = report::run(store.as_ref(), &schemas, &query).await.expect("report");
                 times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -168,11 +190,34 @@ fn main() {
             let _ = report::assemble(&query, &history, &db_rows);
             let rust_ms = started.elapsed().as_secs_f64() * 1000.0;
             println!(
-                "  {name:<30} {:>9.1} {:>9.1} {:>9.1} {rows:>7} {db_count:>9} {db_ms:>9.1} {rust_ms:>9.1}  {source}",
+                "  {name:<32} {:>9.1} {:>9.1} {:>9.1} {rows:>7} {db_count:>9} {db_ms:>9.1} {rust_ms:>9.1}  {source}",
                 times[times.len() / 2],
                 times[0],
                 times[times.len() - 1],
             );
         }
+        if let Some(bytes) = storage_bytes(&url).await {
+            println!(
+                "\nstorage: {:.0} MB in all, {:.1} MB per million postbacks",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / (postbacks as f64 / 1e6)
+            );
+        }
     });
+}
+
+/// The database's size on disk: the SQLite file (with its WAL), or PostgreSQL's database size.
+async fn storage_bytes(url: &str) -> Option<u64> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        let main = std::fs::metadata(path).ok()?.len();
+        let wal = std::fs::metadata(format!("{path}-wal")).map(|m| m.len()).unwrap_or(0);
+        return Some(main + wal);
+    }
+    let pool = sqlx::PgPool::connect(url).await.ok()?;
+    let (bytes,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
+        .fetch_one(&pool)
+        .await
+        .ok()?;
+    u64::try_from(bytes).ok()
 }

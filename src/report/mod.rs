@@ -268,8 +268,8 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                 let dims = Dims {
                     day: row.day,
                     ad_network_id: &row.ad_network_id,
-                    source_identifier: "",
-                    campaign_id: -1,
+                    source_identifier: &row.source_identifier,
+                    campaign_id: row.campaign_id,
                     window: row.window,
                     interaction: "",
                     protocol: "",

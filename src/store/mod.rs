@@ -12,6 +12,7 @@ mod outbox;
 mod postbacks;
 mod postgres;
 mod reports;
+mod rollup;
 mod schema_versions;
 mod sql;
 mod sqlite;
@@ -281,7 +282,7 @@ pub struct ReportSelection {
 }
 
 /// The table a report reads. `Auto` picks the smallest one that has every dimension the report
-/// needs; the others exist to show the three agree.
+/// needs; the others exist to show they all agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReportSource {
     /// The smallest table that can answer.
@@ -291,6 +292,8 @@ pub enum ReportSource {
     Aggregates,
     /// The value cube (when it can answer).
     ValueCube,
+    /// The source rollup (when it can answer).
+    SourceRollup,
 }
 
 /// What a report reads: aggregate rows (detailed or expanded from the value cube), or totals

@@ -25,6 +25,9 @@ impl Dialect for Postgres {
 
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const PERIODS_LOCK_SHARED: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock_shared(7365)");
+    const PERIODS_LOCK_EXCLUSIVE: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7365)");
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin().await
@@ -56,5 +59,9 @@ pub(super) async fn connect(
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
-    Ok(SqlStore::new(pool))
+    let store = SqlStore::new(pool);
+    if options.migrate {
+        store.build_rollup_if_needed().await?;
+    }
+    Ok(store)
 }

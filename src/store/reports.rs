@@ -1,14 +1,16 @@
 //! Report reads in SQL: the detailed aggregates, the value cube and the totals, each grouped in
 //! the database by exactly the dimensions a report needs.
 
+use std::collections::HashMap;
+
 use sqlx::{FromRow, QueryBuilder, Row as _};
 
 use super::{
     AggregateKey, AggregateQuery, AggregateRow, DateType, ReportData, ReportSelection,
-    ReportSource, StoreError, TotalsRow, cube, totals,
+    ReportSource, StoreError, TotalsRow, cube, rollup, totals,
 };
 
-const AGGREGATE_COLUMNS: &str = "app_id, arrival_day, install_day, ad_network_id, \
+pub(super) const AGGREGATE_COLUMNS: &str = "app_id, arrival_day, install_day, ad_network_id, \
      source_identifier, campaign_id, protocol, version, conversion_window, interaction, \
      conversion_type, did_win, development, fine_value, coarse_value, tier_hint, outcome, \
      postbacks, unsigned_mismatch";
@@ -101,12 +103,19 @@ super::sql::sql_impl! {
             && f.version.is_empty()
             && f.interaction.is_empty();
         let totals_can = cube_can && !s.by_value && f.did_win.is_empty() && f.redownload.is_empty();
+        let rollup_can = !s.by_version
+            && !s.by_interaction
+            && f.version.is_empty()
+            && f.interaction.is_empty();
         match s.source {
             ReportSource::Auto if totals_can => {
                 return self.totals_rows(s).await.map(ReportData::Totals);
             }
             ReportSource::Auto | ReportSource::ValueCube if cube_can => {
                 return self.cube_rows(s).await.map(ReportData::Rows);
+            }
+            ReportSource::Auto | ReportSource::SourceRollup if rollup_can => {
+                return self.rollup_rows(s).await;
             }
             _ => {}
         }
@@ -284,6 +293,94 @@ super::sql::sql_impl! {
             out.extend(cube::expand(&template, &counts, mismatched));
         }
         Ok(out)
+    }
+
+
+    /// Report rows from the source rollup: the blocks that tile the range (every day when
+    /// grouped by date), their cells summed per group in Rust.
+    pub(super) async fn rollup_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
+        let (kind, arrival) = match s.date_type {
+            DateType::Arrival => ("arrival", true),
+            DateType::Install => ("install", false),
+        };
+        let runs = if s.by_day {
+            vec![(1, s.from_day, s.to_day)]
+        } else {
+            rollup::blocks(s.from_day, s.to_day)
+        };
+        let f = &s.filters;
+        let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        let redownload = match (f.redownload.contains(&true), f.redownload.contains(&false)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        let keep = |cell: u32| {
+            let cell = rollup::Cell::from_index(cell);
+            did_win.is_none_or(|w| cell.did_win == w)
+                && redownload.is_none_or(|r| cell.is_redownload() == r)
+        };
+        let mut totals: HashMap<rollup::GroupKey, totals::Counts> = HashMap::new();
+        let mut cells: HashMap<rollup::GroupKey, rollup::Cells> = HashMap::new();
+        for (span, first, last) in runs {
+            let mut q = QueryBuilder::<DB>::new(
+                "SELECT day, ad_network_id, source_identifier, campaign_id, conversion_window, \
+                 period_day, counts FROM report_rollup WHERE app_id = ",
+            );
+            q.push_bind(s.app_id);
+            q.push(" AND date_kind = ").push_bind(kind);
+            q.push(" AND span = ").push_bind(span);
+            q.push(" AND day >= ").push_bind(first);
+            q.push(" AND day <= ").push_bind(last);
+            Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
+            Self::push_in(&mut q, "source_identifier", &f.source_identifier);
+            Self::push_windows(&mut q, &f.window);
+            Self::push_bool(&mut q, "development", &f.development);
+            let rows = q.build().fetch_all(&self.pool).await?;
+            for row in rows {
+                let day: i64 = row.try_get(0)?;
+                let window: i64 = row.try_get(4)?;
+                let period: i64 = row.try_get(5)?;
+                let group = rollup::GroupKey {
+                    day: if s.by_day { day } else { 0 },
+                    ad_network_id: if s.by_ad_network { row.try_get(1)? } else { String::new() },
+                    source_identifier: if s.by_source { row.try_get(2)? } else { String::new() },
+                    campaign_id: if s.by_source { row.try_get(3)? } else { -1 },
+                    window,
+                    install_day: if s.by_day && !arrival { day } else { period },
+                };
+                let blob: Vec<u8> = row.try_get(6)?;
+                let intact = if s.by_value {
+                    let group = cells.entry(group).or_default();
+                    rollup::decode_each(&blob, |cell, n| {
+                        if keep(cell) {
+                            *group.entry(cell).or_insert(0) += n;
+                        }
+                    })
+                } else {
+                    let counts = totals.entry(group).or_insert([0; totals::COUNTS]);
+                    rollup::decode_each(&blob, |cell, n| {
+                        if keep(cell) {
+                            rollup::add_to_totals(counts, window, cell, n);
+                        }
+                    })
+                };
+                if !intact {
+                    return Err(StoreError::Corrupt(
+                        "report_rollup holds a malformed counts blob".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(if s.by_value {
+            ReportData::Rows(rollup::aggregate_rows(s.app_id, arrival, cells))
+        } else {
+            ReportData::Totals(rollup::totals_rows(totals))
+        })
     }
 
 

@@ -13,6 +13,11 @@ super::sql::sql_impl! {
         new: &NewSchemaVersion,
     ) -> Result<StoredSchemaVersion, StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
+        if let Some(lock) = DB::PERIODS_LOCK_EXCLUSIVE {
+            sqlx::query(lock).execute(&mut *tx).await?;
+        }
+        Self::split_period(&mut tx, new.app_id, new.effective_from_ms.div_euclid(86_400_000))
+            .await?;
         let (next,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM schema_versions WHERE app_id = $1",
         )
@@ -44,6 +49,39 @@ super::sql::sql_impl! {
         })
     }
 
+
+    /// Before a version taking effect on `day` is stored: move the rollup counts of installs from
+    /// that day to the next version's start out of the period they were in, into the new one,
+    /// recomputed from the aggregates (which keep the install day).
+    async fn split_period(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        app_id: i64,
+        day: i64,
+    ) -> Result<(), StoreError> {
+        let starts = Self::period_starts(tx, &std::collections::BTreeSet::from([app_id])).await?;
+        let starts = starts.get(&app_id).cloned().unwrap_or_default();
+        if starts.contains(&day) {
+            return Ok(());
+        }
+        let old_period = super::rollup::period_day(&starts, day);
+        let end = starts.iter().copied().find(|s| *s > day).unwrap_or(i64::MAX);
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {} FROM aggregates WHERE app_id = ",
+            super::reports::AGGREGATE_COLUMNS
+        ));
+        q.push_bind(app_id).push(" AND install_day >= ").push_bind(day);
+        q.push(" AND install_day < ").push_bind(end);
+        let rows: Vec<super::reports::AggregateRecord> =
+            q.build_query_as().fetch_all(&mut **tx).await?;
+        let mut cells = std::collections::BTreeMap::new();
+        for row in rows {
+            let row = super::AggregateRow::from(row);
+            let (key, n, mismatch) = (&row.key, row.postbacks, row.unsigned_mismatch);
+            super::rollup::add(&mut cells, key, -n, -mismatch, old_period);
+            super::rollup::add(&mut cells, key, n, mismatch, day);
+        }
+        Self::write_rollup(tx, cells).await
+    }
 
     pub(crate) async fn schema_versions(
         &self,

@@ -7,13 +7,13 @@
 //! Statements use only the portable subset (`$N` placeholders, `ON CONFLICT`, `RETURNING`,
 //! integer unix-millisecond times); anything dialect-specific comes from [`Dialect`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 
 use sqlx::migrate::Migrator;
-use sqlx::{Database, Pool, QueryBuilder, Transaction};
+use sqlx::{Database, Pool, QueryBuilder, Row as _, Transaction};
 
-use super::{AggregateKey, AggregateRow, Backend, StoreError, cube, totals};
+use super::{AggregateKey, AggregateRow, Backend, StoreError, cube, rollup, totals};
 
 /// What differs between SQLite and PostgreSQL.
 pub(crate) trait Dialect: Database {
@@ -38,6 +38,15 @@ pub(crate) trait Dialect: Database {
 
     /// Appended to a queue `SELECT` so concurrent workers take different rows instead of waiting.
     const SKIP_LOCKED: &'static str;
+
+    /// Taken by every transaction that writes counts keyed by decoding period, and
+    /// [`Self::PERIODS_LOCK_EXCLUSIVE`] by one that adds a schema version: a writer never keys
+    /// counts by periods that a new version is changing under it. `None` where write
+    /// transactions are serial already (SQLite).
+    const PERIODS_LOCK_SHARED: Option<&'static str>;
+
+    /// See [`Self::PERIODS_LOCK_SHARED`].
+    const PERIODS_LOCK_EXCLUSIVE: Option<&'static str>;
 }
 
 /// A store over one sqlx pool; `SqlStore<Sqlite>` and `SqlStore<Postgres>` are the two backends.
@@ -294,6 +303,190 @@ sql_impl! {
             q.push(upsert_tail(&totals::UPSERT));
             q.build().execute(&mut **tx).await?;
         }
+        if let Some(lock) = DB::PERIODS_LOCK_SHARED {
+            sqlx::query(lock).execute(&mut **tx).await?;
+        }
+        let apps: BTreeSet<i64> = aggregates.iter().map(|(key, _)| key.app_id).collect();
+        let starts = Self::period_starts(tx, &apps).await?;
+        let mut rows = BTreeMap::new();
+        for (key, (postbacks, mismatch)) in aggregates {
+            let starts = starts.get(&key.app_id).map_or(&[][..], Vec::as_slice);
+            let period = rollup::period_day(starts, key.install_day);
+            rollup::add(&mut rows, key, *postbacks, *mismatch, period);
+        }
+        Self::write_rollup(tx, rows).await
+    }
+
+    /// The days each app's schema versions take effect, ascending, as this transaction sees them.
+    pub(super) async fn period_starts(
+        tx: &mut Transaction<'static, DB>,
+        apps: &BTreeSet<i64>,
+    ) -> Result<HashMap<i64, Vec<i64>>, StoreError> {
+        let mut starts: HashMap<i64, Vec<i64>> = HashMap::new();
+        if apps.is_empty() {
+            return Ok(starts);
+        }
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT app_id, effective_from FROM schema_versions WHERE app_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for app in apps {
+            list.push_bind(*app);
+        }
+        q.push(")");
+        let rows: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        for (app, effective_from_ms) in rows {
+            starts.entry(app).or_default().push(effective_from_ms.div_euclid(86_400_000));
+        }
+        for days in starts.values_mut() {
+            days.sort_unstable();
+            days.dedup();
+        }
+        Ok(starts)
+    }
+
+    /// Add cells to rollup rows: lock each row in key order (creating the missing ones empty)
+    /// while reading its blob back, then write the merged blobs.
+    pub(super) async fn write_rollup(
+        tx: &mut Transaction<'static, DB>,
+        rows: BTreeMap<rollup::RollupKey, rollup::Cells>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = rows.into_iter().filter(|(_, cells)| !cells.is_empty()).collect();
+        let key_columns = "app_id, date_kind, span, day, ad_network_id, source_identifier, \
+                           campaign_id, conversion_window, development, period_day";
+        let push_key = |row: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
+                        key: &rollup::RollupKey| {
+            row.push_bind(key.app_id)
+                .push_bind(key.date_kind)
+                .push_bind(key.span)
+                .push_bind(key.day)
+                .push_bind(key.ad_network_id.clone())
+                .push_bind(key.source_identifier.clone())
+                .push_bind(key.campaign_id)
+                .push_bind(key.window)
+                .push_bind(key.development)
+                .push_bind(key.period_day);
+        };
+        let empty: &[u8] = &[];
+        for chunk in in_statement_sized_chunks(&rows) {
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO report_rollup ({key_columns}, counts) "
+            ));
+            q.push_values(chunk, |mut row, (key, _)| {
+                push_key(&mut row, key);
+                row.push_bind(empty);
+            });
+            q.push(format!(
+                " ON CONFLICT ({key_columns}) DO UPDATE SET counts = report_rollup.counts \
+                 RETURNING {key_columns}, counts"
+            ));
+            let stored = q.build().fetch_all(&mut **tx).await?;
+            let mut blobs: HashMap<rollup::RollupKey, Vec<u8>> = HashMap::new();
+            for row in stored {
+                let date_kind: String = row.try_get(1)?;
+                let key = rollup::RollupKey {
+                    app_id: row.try_get(0)?,
+                    date_kind: if date_kind == "install" { "install" } else { "arrival" },
+                    span: row.try_get(2)?,
+                    day: row.try_get(3)?,
+                    ad_network_id: row.try_get(4)?,
+                    source_identifier: row.try_get(5)?,
+                    campaign_id: row.try_get(6)?,
+                    window: row.try_get(7)?,
+                    development: row.try_get(8)?,
+                    period_day: row.try_get(9)?,
+                };
+                blobs.insert(key, row.try_get(10)?);
+            }
+            let mut merged = Vec::with_capacity(chunk.len());
+            for (key, cells) in chunk {
+                let mut total = rollup::Cells::new();
+                if let Some(blob) = blobs.get(key) {
+                    let intact = rollup::decode_each(blob, |cell, n| {
+                        total.insert(cell, n);
+                    });
+                    if !intact {
+                        return Err(StoreError::Corrupt(format!(
+                            "report_rollup row {key:?} holds a malformed counts blob"
+                        )));
+                    }
+                }
+                rollup::merge(&mut total, cells);
+                merged.push((key, rollup::encode(&total)));
+            }
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO report_rollup ({key_columns}, counts) "
+            ));
+            q.push_values(&merged, |mut row, (key, blob)| {
+                push_key(&mut row, key);
+                row.push_bind(blob.as_slice());
+            });
+            q.push(format!(
+                " ON CONFLICT ({key_columns}) DO UPDATE SET counts = excluded.counts"
+            ));
+            q.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Fill the rollup from the aggregates once (a database from before the rollup existed).
+    pub(crate) async fn build_rollup_if_needed(&self) -> Result<(), StoreError> {
+        let (built,): (bool,) =
+            sqlx::query_as("SELECT built FROM report_rollup_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        if built {
+            return Ok(());
+        }
+        let mut tx = DB::begin_write(&self.pool).await?;
+        if let Some(lock) = DB::PERIODS_LOCK_EXCLUSIVE {
+            sqlx::query(lock).execute(&mut *tx).await?;
+        }
+        let (built,): (bool,) = QueryBuilder::<DB>::new(format!(
+            "SELECT built FROM report_rollup_state WHERE id = 1{}",
+            DB::LOCK_ROW
+        ))
+        .build_query_as()
+        .fetch_one(&mut *tx)
+        .await?;
+        if !built {
+            sqlx::query("DELETE FROM report_rollup").execute(&mut *tx).await?;
+            let apps: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT app_id FROM aggregates")
+                .fetch_all(&mut *tx)
+                .await?;
+            let apps: BTreeSet<i64> = apps.into_iter().map(|(a,)| a).collect();
+            let starts = Self::period_starts(&mut tx, &apps).await?;
+            for app in apps {
+                let starts = starts.get(&app).map_or(&[][..], Vec::as_slice);
+                // Day by day of arrival, so each step holds one day's aggregates.
+                let days: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT DISTINCT arrival_day FROM aggregates WHERE app_id = $1 ORDER BY 1",
+                )
+                .bind(app)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (day,) in days {
+                    let mut q = QueryBuilder::<DB>::new(format!(
+                        "SELECT {} FROM aggregates WHERE app_id = ",
+                        super::reports::AGGREGATE_COLUMNS
+                    ));
+                    q.push_bind(app).push(" AND arrival_day = ").push_bind(day);
+                    let rows: Vec<super::reports::AggregateRecord> =
+                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut cells = BTreeMap::new();
+                    for row in rows {
+                        let row = AggregateRow::from(row);
+                        let period = rollup::period_day(starts, row.key.install_day);
+                        rollup::add(&mut cells, &row.key, row.postbacks, row.unsigned_mismatch, period);
+                    }
+                    Self::write_rollup(&mut tx, cells).await?;
+                }
+            }
+            sqlx::query("UPDATE report_rollup_state SET built = TRUE WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -25,6 +25,8 @@ impl Dialect for Sqlite {
 
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const PERIODS_LOCK_SHARED: Option<&'static str> = None;
+    const PERIODS_LOCK_EXCLUSIVE: Option<&'static str> = None;
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
@@ -61,5 +63,9 @@ pub(super) async fn connect(
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
-    Ok(SqlStore::new(pool))
+    let store = SqlStore::new(pool);
+    if options.migrate {
+        store.build_rollup_if_needed().await?;
+    }
+    Ok(store)
 }

@@ -87,8 +87,8 @@ pub(crate) struct TotalsKey {
 /// The counts of one totals row.
 pub(crate) type Counts = [i64; COUNTS];
 
-/// Where an aggregate's counts go: one totals row per date kind.
-pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(TotalsKey, Counts); 2] {
+/// The counts an aggregate adds to its totals row.
+pub(crate) fn counts_of(key: &AggregateKey, postbacks: i64, mismatch: i64) -> Counts {
     let row = AggregateRow { key: key.clone(), postbacks, unsigned_mismatch: mismatch };
     let t = Tally::of(&row);
     let mut counts = [0; COUNTS];
@@ -120,6 +120,12 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Tota
             counts[cell] = postbacks;
         }
     }
+    counts
+}
+
+/// Where an aggregate's counts go: one totals row per date kind.
+pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(TotalsKey, Counts); 2] {
+    let counts = counts_of(key, postbacks, mismatch);
     let totals_key = |date_kind: &'static str, day: i64| TotalsKey {
         app_id: key.app_id,
         date_kind,
@@ -144,6 +150,10 @@ pub struct TotalsRow {
     pub install_day: i64,
     /// Ad network, `''` when not grouped by it.
     pub ad_network_id: String,
+    /// Source identifier, `''` when not grouped by it (only the source rollup keeps it).
+    pub source_identifier: String,
+    /// Campaign (SKAdNetwork before 4.0), -1 when not grouped by it.
+    pub campaign_id: i64,
     /// Window.
     pub window: i64,
     /// Counts that need no decoding.
@@ -168,6 +178,8 @@ impl TotalsRow {
             day,
             install_day,
             ad_network_id,
+            source_identifier: String::new(),
+            campaign_id: -1,
             window,
             tally: Tally {
                 valid: c[0],
