@@ -103,10 +103,12 @@ super::sql::sql_impl! {
             && f.version.is_empty()
             && f.interaction.is_empty();
         let totals_can = cube_can && !s.by_value && f.did_win.is_empty() && f.redownload.is_empty();
-        let rollup_can = !s.by_version
-            && !s.by_interaction
-            && f.version.is_empty()
-            && f.interaction.is_empty();
+        let wants_source = s.by_source || !f.source_identifier.is_empty();
+        let wants_version = s.by_version
+            || s.by_interaction
+            || !f.version.is_empty()
+            || !f.interaction.is_empty();
+        let rollup_can = !(wants_source && wants_version);
         match s.source {
             ReportSource::Auto if totals_can => {
                 return self.totals_rows(s).await.map(ReportData::Totals);
@@ -152,26 +154,7 @@ super::sql::sql_impl! {
         Self::push_in(&mut q, "source_identifier", &f.source_identifier);
         Self::push_in(&mut q, "interaction", &f.interaction);
         Self::push_windows(&mut q, &f.window);
-        if !f.version.is_empty() {
-            let aak = f.version.iter().any(|v| v == "adattributionkit");
-            let versions: Vec<&str> =
-                f.version.iter().map(String::as_str).filter(|v| *v != "adattributionkit").collect();
-            q.push(" AND (");
-            if versions.is_empty() {
-                q.push("1 = 0");
-            } else {
-                q.push("(protocol = 'skadnetwork' AND version IN (");
-                let mut list = q.separated(", ");
-                for v in versions {
-                    list.push_bind(v);
-                }
-                q.push("))");
-            }
-            if aak {
-                q.push(" OR protocol = 'adattributionkit'");
-            }
-            q.push(")");
-        }
+        Self::push_versions(&mut q, &f.version);
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_bool(&mut q, "development", &f.development);
         Self::push_redownload(&mut q, &f.redownload);
@@ -190,6 +173,32 @@ super::sql::sql_impl! {
         let mut list = q.separated(", ");
         for v in values {
             list.push_bind(v.as_str());
+        }
+        q.push(")");
+    }
+
+
+    /// `AND (protocol, version)` among the asked versions (`adattributionkit` is a protocol).
+    pub(super) fn push_versions(q: &mut QueryBuilder<DB>, asked: &[String]) {
+        if asked.is_empty() {
+            return;
+        }
+        let aak = asked.iter().any(|v| v == "adattributionkit");
+        let versions: Vec<&str> =
+            asked.iter().map(String::as_str).filter(|v| *v != "adattributionkit").collect();
+        q.push(" AND (");
+        if versions.is_empty() {
+            q.push("1 = 0");
+        } else {
+            q.push("(protocol = 'skadnetwork' AND version IN (");
+            let mut list = q.separated(", ");
+            for v in versions {
+                list.push_bind(v);
+            }
+            q.push("))");
+        }
+        if aak {
+            q.push(" OR protocol = 'adattributionkit'");
         }
         q.push(")");
     }
@@ -296,8 +305,9 @@ super::sql::sql_impl! {
     }
 
 
-    /// Report rows from the source rollup: the blocks that tile the range (every day when
-    /// grouped by date), their cells summed per group in Rust.
+    /// Report rows from the report rollup: the blocks that tile the range (every day when
+    /// grouped by date), their cells summed per group in Rust. Version rows when the report
+    /// groups or filters by version or fidelity, source rows otherwise.
     pub(super) async fn rollup_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
         let (kind, arrival) = match s.date_type {
             DateType::Arrival => ("arrival", true),
@@ -309,6 +319,15 @@ super::sql::sql_impl! {
             rollup::blocks(s.from_day, s.to_day)
         };
         let f = &s.filters;
+        let family = if s.by_version
+            || s.by_interaction
+            || !f.version.is_empty()
+            || !f.interaction.is_empty()
+        {
+            rollup::Family::Version
+        } else {
+            rollup::Family::Source
+        };
         let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
             (true, false) => Some(true),
             (false, true) => Some(false),
@@ -329,15 +348,19 @@ super::sql::sql_impl! {
         for (span, first, last) in runs {
             let mut q = QueryBuilder::<DB>::new(
                 "SELECT day, ad_network_id, source_identifier, campaign_id, conversion_window, \
-                 period_day, counts FROM report_rollup WHERE app_id = ",
+                 period_day, counts, protocol, version, interaction FROM report_rollup \
+                 WHERE app_id = ",
             );
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);
+            q.push(" AND family = ").push_bind(family.as_str());
             q.push(" AND span = ").push_bind(span);
             q.push(" AND day >= ").push_bind(first);
             q.push(" AND day <= ").push_bind(last);
             Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
             Self::push_in(&mut q, "source_identifier", &f.source_identifier);
+            Self::push_in(&mut q, "interaction", &f.interaction);
+            Self::push_versions(&mut q, &f.version);
             Self::push_windows(&mut q, &f.window);
             Self::push_bool(&mut q, "development", &f.development);
             let rows = q.build().fetch_all(&self.pool).await?;
@@ -350,6 +373,9 @@ super::sql::sql_impl! {
                     ad_network_id: if s.by_ad_network { row.try_get(1)? } else { String::new() },
                     source_identifier: if s.by_source { row.try_get(2)? } else { String::new() },
                     campaign_id: if s.by_source { row.try_get(3)? } else { -1 },
+                    protocol: if s.by_version { row.try_get(7)? } else { String::new() },
+                    version: if s.by_version { row.try_get(8)? } else { String::new() },
+                    interaction: if s.by_interaction { row.try_get(9)? } else { String::new() },
                     window,
                     install_day: if s.by_day && !arrival { day } else { period },
                 };

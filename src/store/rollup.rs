@@ -1,9 +1,11 @@
-//! The source rollup: for each time block, ad network, source identifier (with campaign), window,
-//! development flag and decoding period, every count a report needs, down to the value, the
-//! did-win flag, the conversion type, the tier, the outcome and the mismatch flag.
+//! The report rollup: for each time block, ad network, window, development flag and decoding
+//! period, every count a report needs, down to the value, the did-win flag, the conversion type,
+//! the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`] rows also
+//! keep the source identifier and campaign, [`Family::Version`] rows the protocol, version and
+//! interaction.
 //!
-//! Why it exists: a report grouped or filtered by campaign over 90 days would otherwise group
-//! millions of detailed aggregates. Two things keep the rollup small enough to read in a few
+//! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
+//! would otherwise group millions of detailed aggregates. Two things keep the rollup small enough to read in a few
 //! tens of milliseconds:
 //! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks
 //!   instead of every day in it ([`blocks`]).
@@ -33,6 +35,24 @@ const CONVERSION_TYPES: [&str; 4] = ["", "download", "redownload", "re-engagemen
 const OUTCOMES: [&str; 3] = ["valid", "invalid", "unverifiable"];
 const COARSE: [&str; 3] = ["low", "medium", "high"];
 
+/// Which detail a rollup row keeps besides the network and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Family {
+    /// Source identifier and campaign.
+    Source,
+    /// Protocol, version and interaction.
+    Version,
+}
+
+impl Family {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Version => "version",
+        }
+    }
+}
+
 /// A rollup row's key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RollupKey {
@@ -42,8 +62,12 @@ pub(crate) struct RollupKey {
     /// First day of the block.
     pub(crate) day: i64,
     pub(crate) ad_network_id: String,
+    pub(crate) family: &'static str,
     pub(crate) source_identifier: String,
     pub(crate) campaign_id: i64,
+    pub(crate) protocol: String,
+    pub(crate) version: String,
+    pub(crate) interaction: String,
     pub(crate) window: i64,
     pub(crate) development: bool,
     pub(crate) period_day: i64,
@@ -151,7 +175,11 @@ pub(crate) fn add(
     mismatch: i64,
     period: i64,
 ) {
-    for (date_kind, day) in [("arrival", key.arrival_day), ("install", key.install_day)] {
+    let kinds = [("arrival", key.arrival_day), ("install", key.install_day)];
+    for ((date_kind, day), family) in
+        kinds.into_iter().flat_map(|k| [Family::Source, Family::Version].map(|f| (k, f)))
+    {
+        let source = family == Family::Source;
         for span in SPANS {
             let row_key = RollupKey {
                 app_id: key.app_id,
@@ -159,8 +187,16 @@ pub(crate) fn add(
                 span,
                 day: day - day.rem_euclid(span),
                 ad_network_id: key.ad_network_id.clone(),
-                source_identifier: key.source_identifier.clone(),
-                campaign_id: key.campaign_id,
+                family: family.as_str(),
+                source_identifier: if source {
+                    key.source_identifier.clone()
+                } else {
+                    String::new()
+                },
+                campaign_id: if source { key.campaign_id } else { -1 },
+                protocol: if source { String::new() } else { key.protocol.clone() },
+                version: if source { String::new() } else { key.version.clone() },
+                interaction: if source { String::new() } else { key.interaction.clone() },
                 window: key.window,
                 development: key.development,
                 period_day: period,
@@ -263,6 +299,9 @@ pub(crate) struct GroupKey {
     pub(crate) ad_network_id: String,
     pub(crate) source_identifier: String,
     pub(crate) campaign_id: i64,
+    pub(crate) protocol: String,
+    pub(crate) version: String,
+    pub(crate) interaction: String,
     pub(crate) window: i64,
     /// The install day decoding uses (the period, or the install day itself when grouped by it).
     pub(crate) install_day: i64,
@@ -320,6 +359,9 @@ pub(crate) fn totals_rows(
             );
             row.source_identifier = group.source_identifier;
             row.campaign_id = group.campaign_id;
+            row.protocol = group.protocol;
+            row.version = group.version;
+            row.interaction = group.interaction;
             row
         })
         .collect()
@@ -339,6 +381,9 @@ pub(crate) fn aggregate_rows(
         key.ad_network_id = group.ad_network_id;
         key.source_identifier = group.source_identifier;
         key.campaign_id = group.campaign_id;
+        key.protocol = group.protocol;
+        key.version = group.version;
+        key.interaction = group.interaction;
         key.window = group.window;
         for (cell, n) in cells {
             let cell = Cell::from_index(cell);

@@ -352,8 +352,9 @@ sql_impl! {
         rows: BTreeMap<rollup::RollupKey, rollup::Cells>,
     ) -> Result<(), StoreError> {
         let rows: Vec<_> = rows.into_iter().filter(|(_, cells)| !cells.is_empty()).collect();
-        let key_columns = "app_id, date_kind, span, day, ad_network_id, source_identifier, \
-                           campaign_id, conversion_window, development, period_day";
+        let key_columns = "app_id, date_kind, span, day, ad_network_id, family, \
+                           source_identifier, campaign_id, protocol, version, interaction, \
+                           conversion_window, development, period_day";
         let push_key = |row: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
                         key: &rollup::RollupKey| {
             row.push_bind(key.app_id)
@@ -361,8 +362,12 @@ sql_impl! {
                 .push_bind(key.span)
                 .push_bind(key.day)
                 .push_bind(key.ad_network_id.clone())
+                .push_bind(key.family)
                 .push_bind(key.source_identifier.clone())
                 .push_bind(key.campaign_id)
+                .push_bind(key.protocol.clone())
+                .push_bind(key.version.clone())
+                .push_bind(key.interaction.clone())
                 .push_bind(key.window)
                 .push_bind(key.development)
                 .push_bind(key.period_day);
@@ -384,19 +389,24 @@ sql_impl! {
             let mut blobs: HashMap<rollup::RollupKey, Vec<u8>> = HashMap::new();
             for row in stored {
                 let date_kind: String = row.try_get(1)?;
+                let family: String = row.try_get(5)?;
                 let key = rollup::RollupKey {
                     app_id: row.try_get(0)?,
                     date_kind: if date_kind == "install" { "install" } else { "arrival" },
                     span: row.try_get(2)?,
                     day: row.try_get(3)?,
                     ad_network_id: row.try_get(4)?,
-                    source_identifier: row.try_get(5)?,
-                    campaign_id: row.try_get(6)?,
-                    window: row.try_get(7)?,
-                    development: row.try_get(8)?,
-                    period_day: row.try_get(9)?,
+                    family: if family == "version" { "version" } else { "source" },
+                    source_identifier: row.try_get(6)?,
+                    campaign_id: row.try_get(7)?,
+                    protocol: row.try_get(8)?,
+                    version: row.try_get(9)?,
+                    interaction: row.try_get(10)?,
+                    window: row.try_get(11)?,
+                    development: row.try_get(12)?,
+                    period_day: row.try_get(13)?,
                 };
-                blobs.insert(key, row.try_get(10)?);
+                blobs.insert(key, row.try_get(14)?);
             }
             let mut merged = Vec::with_capacity(chunk.len());
             for (key, cells) in chunk {

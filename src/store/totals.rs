@@ -154,6 +154,12 @@ pub struct TotalsRow {
     pub source_identifier: String,
     /// Campaign (SKAdNetwork before 4.0), -1 when not grouped by it.
     pub campaign_id: i64,
+    /// Protocol, `''` when not grouped by version (only the report rollup keeps it).
+    pub protocol: String,
+    /// Version, `''` when not grouped by it.
+    pub version: String,
+    /// Interaction (fidelity), `''` when not grouped by it.
+    pub interaction: String,
     /// Window.
     pub window: i64,
     /// Counts that need no decoding.
@@ -180,6 +186,9 @@ impl TotalsRow {
             ad_network_id,
             source_identifier: String::new(),
             campaign_id: -1,
+            protocol: String::new(),
+            version: String::new(),
+            interaction: String::new(),
             window,
             tally: Tally {
                 valid: c[0],

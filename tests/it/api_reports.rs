@@ -429,6 +429,10 @@ async fn every_report_source_gives_identical_reports() {
             "&group_by=day,source_identifier,tier",
             "&group_by=event,source_identifier&did_win=true",
             "&group_by=week,source_identifier&redownload=true,false&window=0,1",
+            "&group_by=version",
+            "&group_by=fidelity,window,fine_value",
+            "&version=4.0,adattributionkit&group_by=ad_network_id",
+            "&fidelity=click&group_by=day",
         ];
         let mut compared = 0;
         for round in 0..2 {
@@ -482,7 +486,7 @@ async fn every_report_source_gives_identical_reports() {
                 compared += 1;
             }
         }
-        assert!(compared >= 68);
+        assert!(compared >= 76);
         f.app.stop().await;
     }
 }
