@@ -383,15 +383,16 @@ impl Dispatcher {
     ) -> Result<PreviewView, DispatchError> {
         let stored = self.stored_destination(destination_id).await?;
         let destination = self.parse(&stored)?;
-        if self.store.postback(postback_id).await?.is_none() {
+        let Some(postback) = self.store.postback(postback_id).await? else {
             return Err(not_found("postback", postback_id));
-        }
+        };
         let key = match self.store.delivery_for(destination_id, postback_id).await? {
             Some(delivery) => format!("dlv_{}", delivery.id),
             None => "dlv_preview".to_owned(),
         };
-        let prepared =
-            self.prepare(&destination, postback_id, &key, self.clock.now_ms() / 1000).await?;
+        let prepared = self
+            .prepare(&destination, (postback.app_id, postback_id), &key, self.clock.now_ms() / 1000)
+            .await?;
         Ok(match prepared {
             Prepared::Send(request) => {
                 PreviewView { delivery_id: key, request: Some(request.0), skipped: None }

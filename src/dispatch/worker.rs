@@ -321,7 +321,7 @@ impl Dispatcher {
         let key = format!("dlv_{}", claimed.id);
         let started_at_ms = now();
         let prepared = match self
-            .prepare(destination, claimed.postback_id, &key, started_at_ms / 1000)
+            .prepare(destination, (claimed.app_id, claimed.postback_id), &key, started_at_ms / 1000)
             .await
         {
             Ok(prepared) => prepared,
@@ -433,11 +433,12 @@ impl Dispatcher {
     pub(super) async fn prepare(
         &self,
         destination: &Destination,
-        postback_id: i64,
+        postback: (i64, i64),
         key: &str,
         timestamp_s: i64,
     ) -> Result<Prepared, DispatchError> {
-        let Some(postback) = self.store.postback(postback_id).await? else {
+        let (app_id, postback_id) = postback;
+        let Some(postback) = self.store.postback_in_app(app_id, postback_id).await? else {
             return Ok(Prepared::Skip(format!("postback {postback_id} is no longer stored")));
         };
         let raw = self.raw_postback(&postback).await?;
@@ -458,7 +459,7 @@ impl Dispatcher {
 
     /// The bytes of the copy whose values are in effect (Apple's, when it came).
     async fn raw_postback(&self, postback: &StoredPostback) -> Result<Vec<u8>, DispatchError> {
-        let receipts = self.store.receipts(postback.id).await?;
+        let receipts = self.store.receipts_in_app(postback.app_id, postback.id).await?;
         let chosen = receipts
             .iter()
             .find(|r| r.channel == postback.values_channel)

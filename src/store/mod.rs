@@ -419,8 +419,22 @@ pub trait PostbackStore: Send + Sync + fmt::Debug {
     /// One stored postback.
     async fn postback(&self, id: i64) -> Result<Option<StoredPostback>, StoreError>;
 
+    /// One stored postback of a known app (read from one shard on a distributed database).
+    async fn postback_in_app(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> Result<Option<StoredPostback>, StoreError>;
+
     /// The receipts of one postback, oldest first.
     async fn receipts(&self, postback_id: i64) -> Result<Vec<StoredReceipt>, StoreError>;
+
+    /// The receipts of one postback of a known app (one shard on a distributed database).
+    async fn receipts_in_app(
+        &self,
+        app_id: i64,
+        postback_id: i64,
+    ) -> Result<Vec<StoredReceipt>, StoreError>;
 
     /// Postbacks matching a filter, newest first.
     async fn list_postbacks(

@@ -97,6 +97,8 @@ pub struct ClaimedDelivery {
     pub id: i64,
     /// The postback to send.
     pub postback_id: i64,
+    /// Its app (so it is read from one shard on a distributed database).
+    pub app_id: i64,
     /// This attempt's number in the current cycle, 1 for the first.
     pub attempt: i64,
     /// A manual retry (one attempt, not rescheduled).
@@ -338,8 +340,11 @@ pub struct QueueStats {
     pub dead: i64,
 }
 
-const DESTINATION_COLUMNS: &str = "id, name, enabled, config, disabled_reason, disabled_at, \
-     failing_since, created_at, updated_at";
+/// A destination with its failure run: `destinations` (configuration) joined to
+/// `destination_state` (what claims and completions write).
+const SELECT_DESTINATION: &str = "SELECT d.id, d.name, d.enabled, d.config, d.disabled_reason, \
+     d.disabled_at, s.failing_since, d.created_at, d.updated_at \
+     FROM destinations d LEFT JOIN destination_state s ON s.destination_id = d.id";
 
 const DELIVERY_COLUMNS: &str = "id, destination_id, postback_id, state, attempts, manual, \
      next_attempt_at, lease_expires_at, last_status, last_error, created_at, updated_at, \
@@ -352,6 +357,9 @@ const LEASE_MARGIN_MS: i64 = 1_000;
 const FULL_BUCKET: i64 = 1 << 40;
 /// Postbacks read per replay transaction.
 const REPLAY_PAGE: i64 = 500;
+
+/// A delivery to create: destination, postback, its app, time.
+type DeliveryRow = (i64, i64, i64, i64);
 
 fn corrupt_config(id: i64, err: &serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("destination {id}: stored configuration does not parse: {err}"))
@@ -374,7 +382,7 @@ super::sql::sql_impl! {
         if routes.is_empty() {
             return Ok(());
         }
-        let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+        let mut rows: Vec<DeliveryRow> = Vec::new();
         for (destination_id, config) in &routes {
             let config: DeliveryRules =
                 serde_json::from_str(config).map_err(|e| corrupt_config(*destination_id, &e))?;
@@ -389,7 +397,7 @@ super::sql::sql_impl! {
                     development: p.development,
                 };
                 if config.filters.admits(&facts) {
-                    rows.push((*destination_id, *postback_id, *at_ms));
+                    rows.push((*destination_id, *postback_id, p.app_id, *at_ms));
                 }
             }
         }
@@ -399,21 +407,22 @@ super::sql::sql_impl! {
         Ok(())
     }
 
-    /// Insert pending deliveries (destination, postback, time), ignoring ones that exist.
+    /// Insert pending deliveries, ignoring ones that exist.
     async fn insert_deliveries(
         tx: &mut Transaction<'static, DB>,
-        rows: &[(i64, i64, i64)],
+        rows: &[DeliveryRow],
     ) -> Result<u64, StoreError> {
         if rows.is_empty() {
             return Ok(0);
         }
         let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO deliveries (destination_id, postback_id, state, next_attempt_at, \
-             created_at, updated_at) ",
+            "INSERT INTO deliveries (destination_id, postback_id, app_id, state, \
+             next_attempt_at, created_at, updated_at) ",
         );
-        q.push_values(rows, |mut row, (destination_id, postback_id, at_ms)| {
+        q.push_values(rows, |mut row, (destination_id, postback_id, app_id, at_ms)| {
             row.push_bind(*destination_id)
                 .push_bind(*postback_id)
+                .push_bind(*app_id)
                 .push_bind("pending")
                 .push_bind(*at_ms)
                 .push_bind(*at_ms)
@@ -429,15 +438,23 @@ super::sql::sql_impl! {
     ) -> Result<StoredDestination, StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO destinations (name, enabled, config, created_at, updated_at, \
-             tokens_milli, tokens_at) VALUES ($1, $2, $3, $4, $4, $5, $4) RETURNING id",
+            "INSERT INTO destinations (name, enabled, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) RETURNING id",
         )
         .bind(new.name.as_str())
         .bind(new.enabled)
         .bind(new.config.as_str())
         .bind(new.at_ms)
-        .bind(FULL_BUCKET)
         .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO destination_state (destination_id, tokens_milli, tokens_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(FULL_BUCKET)
+        .bind(new.at_ms)
+        .execute(&mut *tx)
         .await?;
         let stored = Self::destination_in(&mut tx, id).await?;
         tx.commit().await?;
@@ -448,9 +465,7 @@ super::sql::sql_impl! {
         tx: &mut Transaction<'static, DB>,
         id: i64,
     ) -> Result<Option<StoredDestination>, StoreError> {
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = "
-        ));
+        let mut q = QueryBuilder::<DB>::new(format!("{SELECT_DESTINATION} WHERE d.id = "));
         q.push_bind(id);
         Ok(q.build_query_as::<StoredDestination>().fetch_optional(&mut **tx).await?)
     }
@@ -462,11 +477,21 @@ super::sql::sql_impl! {
     ) -> Result<Option<StoredDestination>, StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
         // Enabling clears the automatic disabling and the failure run that led to it.
+        let was_enabled: Option<(bool,)> =
+            sqlx::query_as("SELECT enabled FROM destinations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if change.enabled && was_enabled == Some((false,)) {
+            sqlx::query("UPDATE destination_state SET failing_since = NULL WHERE destination_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let updated = sqlx::query(
             "UPDATE destinations SET name = $2, enabled = $3, config = $4, updated_at = $5, \
              disabled_reason = CASE WHEN $3 THEN NULL ELSE disabled_reason END, \
-             disabled_at = CASE WHEN $3 THEN NULL ELSE disabled_at END, \
-             failing_since = CASE WHEN $3 AND NOT enabled THEN NULL ELSE failing_since END \
+             disabled_at = CASE WHEN $3 THEN NULL ELSE disabled_at END \
              WHERE id = $1",
         )
         .bind(id)
@@ -486,17 +511,13 @@ super::sql::sql_impl! {
 
     pub(crate) async fn delete_destination(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
-        sqlx::query(
-            "DELETE FROM delivery_attempts WHERE delivery_id IN \
-             (SELECT id FROM deliveries WHERE destination_id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM deliveries WHERE destination_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["delivery_attempts", "deliveries", "destination_state"] {
+            QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE destination_id = "))
+                .push_bind(id)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
         let deleted = sqlx::query("DELETE FROM destinations WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -509,9 +530,7 @@ super::sql::sql_impl! {
         &self,
         id: i64,
     ) -> Result<Option<StoredDestination>, StoreError> {
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = "
-        ));
+        let mut q = QueryBuilder::<DB>::new(format!("{SELECT_DESTINATION} WHERE d.id = "));
         q.push_bind(id);
         Ok(q.build_query_as::<StoredDestination>().fetch_optional(&self.pool).await?)
     }
@@ -520,17 +539,13 @@ super::sql::sql_impl! {
         &self,
         name: &str,
     ) -> Result<Option<StoredDestination>, StoreError> {
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE name = "
-        ));
+        let mut q = QueryBuilder::<DB>::new(format!("{SELECT_DESTINATION} WHERE d.name = "));
         q.push_bind(name);
         Ok(q.build_query_as::<StoredDestination>().fetch_optional(&self.pool).await?)
     }
 
     pub(crate) async fn list_destinations(&self) -> Result<Vec<StoredDestination>, StoreError> {
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DESTINATION_COLUMNS} FROM destinations ORDER BY id"
-        ));
+        let mut q = QueryBuilder::<DB>::new(format!("{SELECT_DESTINATION} ORDER BY d.id"));
         Ok(q.build_query_as::<StoredDestination>().fetch_all(&self.pool).await?)
     }
 
@@ -542,18 +557,18 @@ super::sql::sql_impl! {
         max: u32,
     ) -> Result<Claim, StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
-        // Lock the destination row: claims for one destination are serialized across every
-        // receiver, which is what makes the concurrency cap and the token bucket global.
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DESTINATION_COLUMNS}, tokens_milli, tokens_at FROM destinations WHERE id = "
-        ));
+        // Lock the destination's state row: claims for one destination are serialized across
+        // every receiver, which is what makes the concurrency cap and the token bucket global.
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT tokens_milli, tokens_at FROM destination_state WHERE destination_id = ",
+        );
         q.push_bind(destination_id).push(DB::LOCK_ROW);
-        let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
+        let state: Option<(i64, i64)> = q.build_query_as().fetch_optional(&mut *tx).await?;
+        let (Some((tokens_milli, tokens_at)), Some(destination)) =
+            (state, Self::destination_in(&mut tx, destination_id).await?)
+        else {
             return Ok(Claim { destination: None, deliveries: Vec::new(), wait_ms: None });
         };
-        let destination = StoredDestination::from_row(&row)?;
-        let tokens_milli: i64 = row.try_get(9)?;
-        let tokens_at: i64 = row.try_get(10)?;
         let empty = |destination| Claim {
             destination: Some(destination),
             deliveries: Vec::new(),
@@ -585,7 +600,8 @@ super::sql::sql_impl! {
             return Ok(Claim { destination: Some(destination), deliveries: Vec::new(), wait_ms });
         }
         let mut q = QueryBuilder::<DB>::new(
-            "SELECT id, postback_id, attempts, manual FROM deliveries WHERE destination_id = ",
+            "SELECT id, postback_id, attempts, manual, app_id FROM deliveries \
+             WHERE destination_id = ",
         );
         q.push_bind(destination_id);
         q.push(" AND state = 'pending' AND next_attempt_at <= ").push_bind(now_ms);
@@ -601,6 +617,7 @@ super::sql::sql_impl! {
             deliveries.push(ClaimedDelivery {
                 id: row.try_get(0)?,
                 postback_id: row.try_get(1)?,
+                app_id: row.try_get(4)?,
                 attempt: attempts + 1,
                 manual: row.try_get(3)?,
                 lease: lease.to_owned(),
@@ -611,7 +628,8 @@ super::sql::sql_impl! {
             q.push_bind(lease);
             q.push(", lease_expires_at = ").push_bind(expires);
             q.push(", attempts = attempts + 1, updated_at = ").push_bind(now_ms);
-            q.push(" WHERE id IN (");
+            q.push(" WHERE destination_id = ").push_bind(destination_id);
+            q.push(" AND id IN (");
             let mut ids = q.separated(", ");
             for d in &deliveries {
                 ids.push_bind(d.id);
@@ -622,7 +640,10 @@ super::sql::sql_impl! {
         if let Some(grant) = grant {
             let (available, spent) =
                 (grant.available_milli, i64::try_from(deliveries.len()).unwrap_or(0) * 1000);
-            sqlx::query("UPDATE destinations SET tokens_milli = $2, tokens_at = $3 WHERE id = $1")
+            sqlx::query(
+                "UPDATE destination_state SET tokens_milli = $2, tokens_at = $3 \
+                 WHERE destination_id = $1",
+            )
                 .bind(destination_id)
                 .bind(available - spent)
                 .bind(now_ms)
@@ -669,7 +690,7 @@ super::sql::sql_impl! {
             "UPDATE deliveries SET state = $3, next_attempt_at = $4, lease_owner = NULL, \
              lease_expires_at = NULL, last_status = $5, last_error = $6, manual = FALSE, \
              updated_at = $7, delivered_at = COALESCE($8, delivered_at) \
-             WHERE id = $1 AND lease_owner = $2",
+             WHERE destination_id = $9 AND id = $1 AND lease_owner = $2",
         )
         .bind(c.delivery_id)
         .bind(c.lease.as_str())
@@ -679,14 +700,15 @@ super::sql::sql_impl! {
         .bind(error.as_deref())
         .bind(c.now_ms)
         .bind(delivered_at)
+        .bind(c.destination_id)
         .execute(&mut **tx)
         .await?;
         let held = DB::rows_affected(&result) > 0;
         if let Some(a) = &c.attempt {
             sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, trigger, started_at, \
-                 duration_ms, url, status, error, response_excerpt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 duration_ms, url, status, error, response_excerpt, destination_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(c.delivery_id)
             .bind(a.attempt)
@@ -697,6 +719,7 @@ super::sql::sql_impl! {
             .bind(a.status)
             .bind(a.error.as_deref())
             .bind(a.response_excerpt.as_deref())
+            .bind(c.destination_id)
             .execute(&mut **tx)
             .await?;
         }
@@ -717,8 +740,8 @@ super::sql::sql_impl! {
             (DeliveryUpdate::Skipped { .. }, _) => Ok(None),
             (DeliveryUpdate::Delivered, _) => {
                 sqlx::query(
-                    "UPDATE destinations SET failing_since = NULL \
-                     WHERE id = $1 AND failing_since IS NOT NULL",
+                    "UPDATE destination_state SET failing_since = NULL \
+                     WHERE destination_id = $1 AND failing_since IS NOT NULL",
                 )
                 .bind(c.destination_id)
                 .execute(&mut **tx)
@@ -731,15 +754,17 @@ super::sql::sql_impl! {
             }
             (_, None) => {
                 sqlx::query(
-                    "UPDATE destinations SET failing_since = COALESCE(failing_since, $2) \
-                     WHERE id = $1",
+                    "UPDATE destination_state SET failing_since = COALESCE(failing_since, $2) \
+                     WHERE destination_id = $1",
                 )
                 .bind(c.destination_id)
                 .bind(c.now_ms)
                 .execute(&mut **tx)
                 .await?;
                 let failing: Option<(i64,)> = sqlx::query_as(
-                    "SELECT failing_since FROM destinations WHERE id = $1 AND enabled = TRUE",
+                    "SELECT s.failing_since FROM destination_state s \
+                     JOIN destinations d ON d.id = s.destination_id \
+                     WHERE s.destination_id = $1 AND d.enabled = TRUE",
                 )
                 .bind(c.destination_id)
                 .fetch_optional(&mut **tx)
@@ -837,11 +862,21 @@ super::sql::sql_impl! {
         id: i64,
         now_ms: i64,
     ) -> Result<RetryResult, StoreError> {
+        // The destination first (a read of every shard on a distributed database), so that the
+        // lock and the update below name it and touch one.
+        let Some((destination_id,)): Option<(i64,)> =
+            sqlx::query_as("SELECT destination_id FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(RetryResult::NotFound);
+        };
         let mut tx = DB::begin_write(&self.pool).await?;
         let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = "
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE destination_id = "
         ));
-        q.push_bind(id).push(DB::LOCK_ROW);
+        q.push_bind(destination_id).push(" AND id = ").push_bind(id).push(DB::LOCK_ROW);
         let Some(current) = q.build_query_as::<StoredDelivery>().fetch_optional(&mut *tx).await?
         else {
             return Ok(RetryResult::NotFound);
@@ -855,17 +890,18 @@ super::sql::sql_impl! {
         sqlx::query(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = $2, manual = $3, \
              attempts = CASE WHEN $3 THEN 0 ELSE attempts END, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = $2 WHERE id = $1",
+             lease_expires_at = NULL, updated_at = $2 WHERE destination_id = $4 AND id = $1",
         )
         .bind(id)
         .bind(now_ms)
         .bind(manual)
+        .bind(destination_id)
         .execute(&mut *tx)
         .await?;
         let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = "
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE destination_id = "
         ));
-        q.push_bind(id);
+        q.push_bind(destination_id).push(" AND id = ").push_bind(id);
         let updated = q.build_query_as::<StoredDelivery>().fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(RetryResult::Requeued(updated))
@@ -891,7 +927,7 @@ super::sql::sql_impl! {
             let page = q.build_query_as::<StoredPostback>().fetch_all(&self.pool).await?;
             let Some(last) = page.last() else { break };
             after_id = last.id;
-            let matching: Vec<i64> = page
+            let matching: Vec<(i64, i64)> = page
                 .iter()
                 .filter(|p| {
                     config.filters.admits(&PostbackFacts {
@@ -904,15 +940,17 @@ super::sql::sql_impl! {
                         development: p.development,
                     })
                 })
-                .map(|p| p.id)
+                .map(|p| (p.id, p.app_id))
                 .collect();
             if matching.is_empty() {
                 continue;
             }
             counts.matched += i64::try_from(matching.len()).unwrap_or(0);
             let mut tx = DB::begin_write(&self.pool).await?;
-            let rows: Vec<(i64, i64, i64)> =
-                matching.iter().map(|id| (r.destination_id, *id, r.at_ms)).collect();
+            let rows: Vec<DeliveryRow> = matching
+                .iter()
+                .map(|(id, app_id)| (r.destination_id, *id, *app_id, r.at_ms))
+                .collect();
             counts.created +=
                 i64::try_from(Self::insert_deliveries(&mut tx, &rows).await?).unwrap_or(0);
             let mut q = QueryBuilder::<DB>::new(
@@ -928,7 +966,7 @@ super::sql::sql_impl! {
             });
             q.push(" AND postback_id IN (");
             let mut ids = q.separated(", ");
-            for id in &matching {
+            for (id, _) in &matching {
                 ids.push_bind(*id);
             }
             q.push(")");

@@ -27,26 +27,31 @@ const INSERT_POSTBACK: &str = "INSERT INTO postbacks (identity_key, dedup_key, p
      install_to, install_day) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
-     ON CONFLICT (identity_key) DO NOTHING RETURNING id";
+     ON CONFLICT (app_id, identity_key) DO NOTHING RETURNING id";
 
 const SELECT_FOR_COPY: &str = "SELECT id, fine_value, coarse_value, interaction, values_channel, \
      unsigned_mismatch, app_id, arrival_day, install_day, ad_network_id, source_identifier, \
      campaign_id, protocol, version, conversion_window, fidelity_type, conversion_type, did_win, \
-     development, tier_hint, outcome, first_received_at FROM postbacks WHERE identity_key = $1";
+     development, tier_hint, outcome, first_received_at FROM postbacks \
+     WHERE app_id = $1 AND identity_key = $2";
 
 const MOVE_FIRST_ARRIVAL: &str = "UPDATE postbacks SET first_received_at = $2, arrival_day = $3, \
-     install_from = $4, install_to = $5, install_day = $6 WHERE id = $1";
+     install_from = $4, install_to = $5, install_day = $6 WHERE app_id = $7 AND id = $1";
 
 const UPDATE_ON_COPY: &str = "UPDATE postbacks SET receipt_count = receipt_count + 1, \
      fine_value = $2, coarse_value = $3, interaction = $4, values_channel = $5, \
-     unsigned_mismatch = (unsigned_mismatch OR $6) WHERE id = $1";
+     unsigned_mismatch = (unsigned_mismatch OR $6) WHERE app_id = $7 AND id = $1";
 
 const INSERT_RECEIPT: &str = "INSERT INTO receipts (postback_id, received_at, channel, \
-     source_name, result, error_code, error_field, error_message, raw) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+     source_name, result, error_code, error_field, error_message, raw, app_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
 
 const SELECT_RECEIPTS: &str = "SELECT id, postback_id, received_at, channel, source_name, result, \
      error_code, error_field, error_message, raw FROM receipts WHERE postback_id = $1 ORDER BY id";
+
+const SELECT_RECEIPTS_IN_APP: &str = "SELECT id, postback_id, received_at, channel, source_name, \
+     result, error_code, error_field, error_message, raw FROM receipts \
+     WHERE app_id = $1 AND postback_id = $2 ORDER BY id";
 
 #[derive(FromRow, Clone)]
 pub(super) struct CopyRow {
@@ -100,10 +105,13 @@ impl CopyRow {
     }
 }
 
-/// A receipt written with the group's new postbacks: item index, receipt, postback id, result,
-/// error.
+/// A receipt written with the group's new postbacks: item index, receipt, postback (app and id),
+/// result, error.
 type FreshReceipt<'a> =
-    (usize, &'a ReceiptInput, Option<i64>, ReceiptResult, Option<&'a ErrorBody>);
+    (usize, &'a ReceiptInput, Option<(i64, i64)>, ReceiptResult, Option<&'a ErrorBody>);
+
+/// The app receipts of rejected items are kept under (they have none of their own).
+const NO_APP: i64 = 0;
 
 fn values_from_columns(
     fine: Option<i64>,
@@ -148,7 +156,9 @@ super::sql::sql_impl! {
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by_key(|&i| match &items[i] {
             IngestItem::Rejected { .. } => None,
-            IngestItem::Checked { postback, .. } => Some(postback.identity_key.as_str()),
+            IngestItem::Checked { postback, .. } => {
+                Some((postback.app_id, postback.identity_key.as_str()))
+            }
         });
         let mut tx = DB::begin_write(&self.pool).await?;
         let mut outcomes = vec![None; items.len()];
@@ -161,7 +171,9 @@ super::sql::sql_impl! {
             .iter()
             .copied()
             .filter(|&i| match &items[i] {
-                IngestItem::Checked { postback, .. } => seen.insert(postback.identity_key.as_str()),
+                IngestItem::Checked { postback, .. } => {
+                    seen.insert((postback.app_id, postback.identity_key.as_str()))
+                }
                 IngestItem::Rejected { .. } => false,
             })
             .collect();
@@ -179,18 +191,19 @@ super::sql::sql_impl! {
                     fresh.push((i, receipt, None, ReceiptResult::Rejected, Some(error)));
                 }
                 IngestItem::Checked { receipt, postback } => {
-                    if let Some(&id) = inserted.get(postback.identity_key.as_str())
+                    if let Some(&id) =
+                        inserted.get(&(postback.app_id, postback.identity_key.clone()))
                         && is_first[i]
                     {
                         let result = receipt_result_for(postback.outcome);
-                        fresh.push((i, receipt, Some(id), result, None));
+                        fresh.push((i, receipt, Some((postback.app_id, id)), result, None));
                     }
                 }
             }
         }
         let receipt_ids = Self::insert_receipts(&mut tx, &fresh).await?;
         for (&(i, receipt, postback_id, _, _), receipt_id) in fresh.iter().zip(receipt_ids) {
-            outcomes[i] = Some(match (&items[i], postback_id) {
+            outcomes[i] = Some(match (&items[i], postback_id.map(|(_, id)| id)) {
                 (IngestItem::Checked { postback, .. }, Some(postback_id)) => {
                     deltas.add(AggregateKey::of(postback), 1, 0);
                     stored.push((postback_id, postback.as_ref(), receipt.received_at_ms));
@@ -236,11 +249,38 @@ super::sql::sql_impl! {
     }
 
 
+    /// A postback by app and id: one shard on a distributed database (the dispatcher's read).
+    pub(crate) async fn postback_in_app(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> Result<Option<StoredPostback>, StoreError> {
+        let mut query = QueryBuilder::<DB>::new(format!(
+            "SELECT {POSTBACK_COLUMNS} FROM postbacks WHERE app_id = "
+        ));
+        query.push_bind(app_id).push(" AND id = ").push_bind(id);
+        Ok(query.build_query_as::<StoredPostback>().fetch_optional(&self.pool).await?)
+    }
+
+
     pub(crate) async fn receipts(
         &self,
         postback_id: i64,
     ) -> Result<Vec<StoredReceipt>, StoreError> {
         Ok(sqlx::query_as(SELECT_RECEIPTS).bind(postback_id).fetch_all(&self.pool).await?)
+    }
+
+
+    pub(crate) async fn receipts_in_app(
+        &self,
+        app_id: i64,
+        postback_id: i64,
+    ) -> Result<Vec<StoredReceipt>, StoreError> {
+        Ok(sqlx::query_as(SELECT_RECEIPTS_IN_APP)
+            .bind(app_id)
+            .bind(postback_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
 
@@ -279,6 +319,7 @@ super::sql::sql_impl! {
     ) -> Result<RecordOutcome, StoreError> {
         // Another copy is stored already (committed earlier, or earlier in this very batch).
         let stored: CopyRow = sqlx::query_as(SELECT_FOR_COPY)
+            .bind(postback.app_id)
             .bind(postback.identity_key.as_str())
             .fetch_one(&mut **tx)
             .await?;
@@ -299,6 +340,7 @@ super::sql::sql_impl! {
                 .bind(postback.install_from_ms)
                 .bind(postback.install_to_ms)
                 .bind(postback.install_day)
+                .bind(stored.app_id)
                 .execute(&mut **tx)
                 .await?;
             CopyRow {
@@ -320,11 +362,12 @@ super::sql::sql_impl! {
                 deltas.add(old_key, -1, -flagged);
                 deltas.add(new_key, 1, flagged);
             }
-            Self::update_on_copy(tx, stored.id, &stored_values, stored_channel, false).await?;
+            Self::update_on_copy(tx, stored.app_id, stored.id, &stored_values, stored_channel, false)
+                .await?;
             let receipt_id = Self::insert_receipt(
                 tx,
                 receipt,
-                Some(stored.id),
+                Some((stored.app_id, stored.id)),
                 receipt_result_for(postback.outcome),
                 None,
             )
@@ -365,10 +408,15 @@ super::sql::sql_impl! {
             deltas.add(old_key, -1, -was_flagged);
             deltas.add(new_key, 1, is_flagged);
         }
-        Self::update_on_copy(tx, stored.id, &values, channel, mismatch).await?;
-        let receipt_id =
-            Self::insert_receipt(tx, receipt, Some(stored.id), ReceiptResult::Duplicate, None)
-                .await?;
+        Self::update_on_copy(tx, stored.app_id, stored.id, &values, channel, mismatch).await?;
+        let receipt_id = Self::insert_receipt(
+            tx,
+            receipt,
+            Some((stored.app_id, stored.id)),
+            ReceiptResult::Duplicate,
+            None,
+        )
+        .await?;
         Ok(RecordOutcome::Duplicate { postback_id: stored.id, receipt_id, comparison })
     }
 
@@ -379,7 +427,7 @@ super::sql::sql_impl! {
         tx: &mut Transaction<'static, DB>,
         items: &[IngestItem],
         indexes: &[usize],
-    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    ) -> Result<std::collections::HashMap<(i64, String), i64>, StoreError> {
         let rows: Vec<(&NewPostback, &ReceiptInput)> = indexes
             .iter()
             .filter_map(|&i| match &items[i] {
@@ -423,26 +471,34 @@ super::sql::sql_impl! {
                     .push_bind(p.install_to_ms)
                     .push_bind(p.install_day);
             });
-            q.push(" ON CONFLICT (identity_key) DO NOTHING RETURNING id, identity_key");
-            let returned: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
-            inserted.extend(returned.into_iter().map(|(id, key)| (key, id)));
+            q.push(
+                " ON CONFLICT (app_id, identity_key) DO NOTHING RETURNING id, app_id, identity_key",
+            );
+            let returned: Vec<(i64, i64, String)> =
+                q.build_query_as().fetch_all(&mut **tx).await?;
+            inserted.extend(returned.into_iter().map(|(id, app, key)| ((app, key), id)));
         }
         Ok(inserted)
     }
 
 
-    /// Insert receipts, many per statement; their ids in the order given. A statement inserts
-    /// its rows in the order of its values, each taking the next id, so the ids sorted
-    /// ascending line up with the rows.
+    /// Insert receipts; their ids in the order given. Receipts of new postbacks go many per
+    /// statement and are matched to their ids by postback (each new postback has one such
+    /// receipt), not by the order of the ids, which no database promises; receipts of rejected
+    /// items, which have no postback to match on, go one per statement.
     pub(super) async fn insert_receipts(
         tx: &mut Transaction<'static, DB>,
         receipts: &[FreshReceipt<'_>],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut ids = Vec::with_capacity(receipts.len());
-        for chunk in in_statement_sized_chunks(receipts) {
+        let mut ids = vec![0; receipts.len()];
+        let (linked, rejected): (Vec<usize>, Vec<usize>) =
+            (0..receipts.len()).partition(|&i| receipts[i].2.is_some());
+        let mut by_postback = std::collections::HashMap::new();
+        for chunk in in_statement_sized_chunks(&linked) {
             let mut q = upsert_head(INSERT_RECEIPT);
-            q.push_values(chunk, |mut row, (_, receipt, postback_id, result, error)| {
-                row.push_bind(*postback_id)
+            q.push_values(chunk, |mut row, &i| {
+                let (_, receipt, postback, result, error) = &receipts[i];
+                row.push_bind(postback.map(|(_, id)| id))
                     .push_bind(receipt.received_at_ms)
                     .push_bind(receipt.channel.as_str())
                     .push_bind(receipt.source_name.as_deref())
@@ -450,12 +506,22 @@ super::sql::sql_impl! {
                     .push_bind(error.map(|e| e.code.as_str()))
                     .push_bind(error.and_then(|e| e.field.as_deref()))
                     .push_bind(error.map(|e| e.message.as_str()))
-                    .push_bind(receipt.raw.as_ref());
+                    .push_bind(receipt.raw.as_ref())
+                    .push_bind(postback.map_or(NO_APP, |(app, _)| app));
             });
-            q.push(" RETURNING id");
-            let mut returned: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
-            returned.sort_unstable();
-            ids.extend(returned.into_iter().map(|(id,)| id));
+            q.push(" RETURNING id, postback_id");
+            let returned: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+            by_postback.extend(returned.into_iter().map(|(id, postback)| (postback, id)));
+        }
+        for i in linked {
+            let postback = receipts[i].2.map_or(0, |(_, id)| id);
+            ids[i] = by_postback.get(&postback).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("no receipt came back for postback {postback}"))
+            })?;
+        }
+        for i in rejected {
+            let (_, receipt, _, result, error) = receipts[i];
+            ids[i] = Self::insert_receipt(tx, receipt, None, result, error).await?;
         }
         Ok(ids)
     }
@@ -463,6 +529,7 @@ super::sql::sql_impl! {
 
     pub(super) async fn update_on_copy(
         tx: &mut Transaction<'static, DB>,
+        app_id: i64,
         id: i64,
         values: &UnsignedValues,
         channel: super::Channel,
@@ -475,6 +542,7 @@ super::sql::sql_impl! {
             .bind(values.interaction.map(InteractionType::as_str))
             .bind(channel.as_str())
             .bind(mismatch)
+            .bind(app_id)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -484,12 +552,12 @@ super::sql::sql_impl! {
     pub(super) async fn insert_receipt(
         tx: &mut Transaction<'static, DB>,
         receipt: &ReceiptInput,
-        postback_id: Option<i64>,
+        postback: Option<(i64, i64)>,
         result: ReceiptResult,
         error: Option<&ErrorBody>,
     ) -> Result<i64, StoreError> {
         let (id,): (i64,) = sqlx::query_as(INSERT_RECEIPT)
-            .bind(postback_id)
+            .bind(postback.map(|(_, id)| id))
             .bind(receipt.received_at_ms)
             .bind(receipt.channel.as_str())
             .bind(receipt.source_name.as_deref())
@@ -498,6 +566,7 @@ super::sql::sql_impl! {
             .bind(error.and_then(|e| e.field.as_deref()))
             .bind(error.map(|e| e.message.as_str()))
             .bind(receipt.raw.as_ref())
+            .bind(postback.map_or(NO_APP, |(app, _)| app))
             .fetch_one(&mut **tx)
             .await?;
         Ok(id)

@@ -535,6 +535,20 @@ macro_rules! impl_store {
             ) -> Result<Option<$crate::store::StoredPostback>, $crate::store::StoreError> {
                 Self::postback(self, id).await
             }
+            async fn postback_in_app(
+                &self,
+                app_id: i64,
+                id: i64,
+            ) -> Result<Option<$crate::store::StoredPostback>, $crate::store::StoreError> {
+                Self::postback_in_app(self, app_id, id).await
+            }
+            async fn receipts_in_app(
+                &self,
+                app_id: i64,
+                postback_id: i64,
+            ) -> Result<Vec<$crate::store::StoredReceipt>, $crate::store::StoreError> {
+                Self::receipts_in_app(self, app_id, postback_id).await
+            }
             async fn receipts(
                 &self,
                 postback_id: i64,

@@ -85,21 +85,27 @@ use tokio::sync::OnceCell;
 pub(crate) enum Backend {
     Sqlite,
     Postgres,
+    /// A Citus coordinator (distributed PostgreSQL); each test gets a schema of its own.
+    Citus,
 }
 
-/// The backends to run on: SQLite always; PostgreSQL when `TEST_POSTGRES_URL` is set. With
-/// `SKAN_TEST_REQUIRE_POSTGRES=1` (CI) a missing PostgreSQL fails the test instead.
+/// The backends to run on: SQLite always; PostgreSQL when `TEST_POSTGRES_URL` is set; Citus
+/// when `TEST_CITUS_URL` is set. With `SKAN_TEST_REQUIRE_POSTGRES=1` or
+/// `SKAN_TEST_REQUIRE_CITUS=1` (CI) a missing server fails the test instead.
 pub(crate) fn backends() -> Vec<Backend> {
-    if std::env::var_os("TEST_POSTGRES_URL").is_some() {
-        vec![Backend::Sqlite, Backend::Postgres]
-    } else {
-        assert!(
-            std::env::var_os("SKAN_TEST_REQUIRE_POSTGRES").is_none(),
-            "SKAN_TEST_REQUIRE_POSTGRES is set but TEST_POSTGRES_URL is not"
-        );
-        eprintln!("skipped: PostgreSQL half of this test (set TEST_POSTGRES_URL to run it)");
-        vec![Backend::Sqlite]
+    let mut backends = vec![Backend::Sqlite];
+    for (backend, url, require) in [
+        (Backend::Postgres, "TEST_POSTGRES_URL", "SKAN_TEST_REQUIRE_POSTGRES"),
+        (Backend::Citus, "TEST_CITUS_URL", "SKAN_TEST_REQUIRE_CITUS"),
+    ] {
+        if std::env::var_os(url).is_some() {
+            backends.push(backend);
+        } else {
+            assert!(std::env::var_os(require).is_none(), "{require} is set but {url} is not");
+            eprintln!("skipped: the {backend:?} part of this test (set {url} to run it)");
+        }
     }
+    backends
 }
 
 /// A fresh, empty database: a temporary SQLite file or a new PostgreSQL database.
@@ -112,6 +118,17 @@ pub(crate) struct TestDb {
 
 static PG_COUNTER: AtomicU32 = AtomicU32::new(0);
 static PG_CLEANED: OnceCell<()> = OnceCell::const_new();
+static CITUS_CLEANED: OnceCell<()> = OnceCell::const_new();
+
+fn citus_url() -> String {
+    std::env::var("TEST_CITUS_URL").expect("TEST_CITUS_URL")
+}
+
+async fn citus_pool() -> sqlx::PgPool {
+    sqlx::PgPool::connect(&citus_url())
+        .await
+        .unwrap_or_else(|e| panic!("Citus at TEST_CITUS_URL is unreachable: {e}"))
+}
 
 fn admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL")
@@ -161,6 +178,42 @@ impl TestDb {
                 let base = admin_url();
                 let root = base.rsplit_once('/').map_or(base.as_str(), |(root, _)| root);
                 Self { url: format!("{root}/{name}"), backend, _dir: None, pg_name: Some(name) }
+            }
+            Backend::Citus => {
+                // A schema per test in the coordinator's database: a new database would need
+                // the workers registered in it first. Four shards per table keep the many small
+                // test schemas quick to create.
+                let admin = citus_pool().await;
+                CITUS_CLEANED
+                    .get_or_init(|| async {
+                        let stale: Vec<(String,)> = sqlx::query_as(
+                            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'skan_test_%'",
+                        )
+                        .fetch_all(&admin)
+                        .await
+                        .unwrap();
+                        for (name,) in stale {
+                            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+                        }
+                    })
+                    .await;
+                let name = format!(
+                    "skan_test_{}_{}",
+                    std::process::id(),
+                    PG_COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let base = citus_url();
+                let join = if base.contains('?') { '&' } else { '?' };
+                let url = format!(
+                    "{base}{join}options=-c%20search_path%3D{name}%20-c%20citus.shard_count%3D4"
+                );
+                Self { url, backend, _dir: None, pg_name: None }
             }
         }
     }
