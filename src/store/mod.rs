@@ -48,6 +48,9 @@ pub enum Backend {
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database engine cannot run the store.
+    #[error("unsupported database engine: {0}")]
+    UnsupportedEngine(String),
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -73,6 +76,18 @@ impl StoreError {
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+
+    /// Whether the database aborted the transaction for a conflict with another one
+    /// (serialization failure, deadlock): running the whole transaction again may succeed.
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Unavailable(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
     }
 }
 

@@ -56,6 +56,14 @@ pub(super) async fn connect(
         .connect_with(connect)
         .await
         .map_err(StoreError::Unavailable)?;
+    let engine = engine(&pool).await?;
+    tracing::info!(engine = %engine, "connected to the database");
+    if let Engine::CockroachDb(_) = engine {
+        return Err(StoreError::UnsupportedEngine(format!(
+            "{engine}: it has no session advisory locks (migrations) and aborts contended \
+             transactions by default; use PostgreSQL or Citus"
+        )));
+    }
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
@@ -64,4 +72,49 @@ pub(super) async fn connect(
         store.build_rollup_if_needed().await?;
     }
     Ok(store)
+}
+
+/// The engine behind a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Engine {
+    /// PostgreSQL itself (the version string).
+    PostgreSql(String),
+    /// PostgreSQL with the Citus extension (its version): tables are distributed by migration
+    /// 0011, and receivers must connect to the coordinator.
+    Citus(String),
+    /// YugabyteDB's PostgreSQL layer: unverified.
+    YugabyteDb(String),
+    /// CockroachDB: refused.
+    CockroachDb(String),
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PostgreSql(v) => write!(f, "PostgreSQL ({v})"),
+            Self::Citus(v) => write!(f, "Citus {v}"),
+            Self::YugabyteDb(v) => write!(f, "YugabyteDB, unverified ({v})"),
+            Self::CockroachDb(v) => write!(f, "CockroachDB ({v})"),
+        }
+    }
+}
+
+/// Which engine answers: `version()` names YugabyteDB and CockroachDB; Citus is an extension.
+pub(super) async fn engine(pool: &sqlx::PgPool) -> Result<Engine, StoreError> {
+    let (version,): (String,) = sqlx::query_as("SELECT version()").fetch_one(pool).await?;
+    if version.contains("CockroachDB") {
+        return Ok(Engine::CockroachDb(version));
+    }
+    if version.contains("-YB-") {
+        return Ok(Engine::YugabyteDb(version));
+    }
+    let citus: Option<(String,)> =
+        sqlx::query_as("SELECT extversion FROM pg_extension WHERE extname = 'citus'")
+            .fetch_optional(pool)
+            .await?;
+    let short = version.split(" on ").next().unwrap_or(&version).to_owned();
+    Ok(match citus {
+        Some((citus,)) => Engine::Citus(format!("{citus} on {short}")),
+        None => Engine::PostgreSql(short),
+    })
 }

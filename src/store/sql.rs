@@ -106,6 +106,34 @@ pub(super) fn in_statement_sized_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
+/// Transactions the database aborted for a conflict are run again, up to this many times in all.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Run a whole write transaction again when the database aborted it for a conflict with another
+/// (a serialization failure or a deadlock: on Citus a deadlock across nodes is found only after
+/// about two seconds, and engines with stricter isolation abort more), after a jittered, growing
+/// pause. The transaction was rolled back, so running it again is safe.
+pub(crate) async fn retry_conflicts<T, F, Fut>(mut run: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match run().await {
+            Err(err) if err.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                metrics::counter!("skan_transaction_retries_total").increment(1);
+                let base = 25u64 << attempt;
+                let pause = base / 2 + rand::random_range(0..=base);
+                tracing::debug!(error = %err, attempt, pause_ms = pause, "transaction conflict; running it again");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `INSERT INTO t (columns) ` of a single-row upsert, to append many rows of values to.
 pub(super) fn upsert_head<D: Database>(upsert: &str) -> QueryBuilder<D> {
     let head = upsert.split_once(" VALUES (").map_or(upsert, |(head, _)| head);
@@ -527,7 +555,7 @@ macro_rules! impl_store {
                 &self,
                 items: &[$crate::store::IngestItem],
             ) -> Result<Vec<$crate::store::RecordOutcome>, $crate::store::StoreError> {
-                Self::record(self, items).await
+                $crate::store::sql::retry_conflicts(|| Self::record(self, items)).await
             }
             async fn postback(
                 &self,
@@ -569,7 +597,7 @@ macro_rules! impl_store {
                 &self,
                 key: &$crate::store::NewApiKey,
             ) -> Result<$crate::store::ApiKey, $crate::store::StoreError> {
-                Self::create_api_key(self, key).await
+                $crate::store::sql::retry_conflicts(|| Self::create_api_key(self, key)).await
             }
             async fn api_key_by_hash(
                 &self,
@@ -592,7 +620,8 @@ macro_rules! impl_store {
                 name: &str,
                 at_ms: i64,
             ) -> Result<bool, $crate::store::StoreError> {
-                Self::revoke_api_key(self, name, at_ms).await
+                $crate::store::sql::retry_conflicts(|| Self::revoke_api_key(self, name, at_ms))
+                    .await
             }
         }
 
@@ -602,7 +631,8 @@ macro_rules! impl_store {
                 &self,
                 version: &$crate::store::NewSchemaVersion,
             ) -> Result<$crate::store::StoredSchemaVersion, $crate::store::StoreError> {
-                Self::insert_schema_version(self, version).await
+                $crate::store::sql::retry_conflicts(|| Self::insert_schema_version(self, version))
+                    .await
             }
             async fn schema_versions(
                 &self,
@@ -630,7 +660,7 @@ macro_rules! impl_store {
                 &self,
                 rows: &[$crate::store::AggregateRow],
             ) -> Result<(), $crate::store::StoreError> {
-                Self::add_aggregates(self, rows).await
+                $crate::store::sql::retry_conflicts(|| Self::add_aggregates(self, rows)).await
             }
             async fn app_exists(&self, app_id: i64) -> Result<bool, $crate::store::StoreError> {
                 Self::app_exists(self, app_id).await
@@ -648,17 +678,18 @@ macro_rules! impl_store {
                 &self,
                 new: &$crate::store::NewDestination,
             ) -> Result<$crate::store::StoredDestination, $crate::store::StoreError> {
-                Self::create_destination(self, new).await
+                $crate::store::sql::retry_conflicts(|| Self::create_destination(self, new)).await
             }
             async fn update_destination(
                 &self,
                 id: i64,
                 change: &$crate::store::NewDestination,
             ) -> Result<Option<$crate::store::StoredDestination>, $crate::store::StoreError> {
-                Self::update_destination(self, id, change).await
+                $crate::store::sql::retry_conflicts(|| Self::update_destination(self, id, change))
+                    .await
             }
             async fn delete_destination(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
-                Self::delete_destination(self, id).await
+                $crate::store::sql::retry_conflicts(|| Self::delete_destination(self, id)).await
             }
             async fn destination(
                 &self,
@@ -684,13 +715,17 @@ macro_rules! impl_store {
                 now_ms: i64,
                 max: u32,
             ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
-                Self::claim_deliveries(self, destination_id, lease, now_ms, max).await
+                $crate::store::sql::retry_conflicts(|| {
+                    Self::claim_deliveries(self, destination_id, lease, now_ms, max)
+                })
+                .await
             }
             async fn complete_deliveries(
                 &self,
                 completions: &[$crate::store::Completion],
             ) -> Result<Vec<$crate::store::Completed>, $crate::store::StoreError> {
-                Self::complete_deliveries(self, completions).await
+                $crate::store::sql::retry_conflicts(|| Self::complete_deliveries(self, completions))
+                    .await
             }
             async fn list_deliveries(
                 &self,
@@ -722,13 +757,13 @@ macro_rules! impl_store {
                 id: i64,
                 now_ms: i64,
             ) -> Result<$crate::store::RetryResult, $crate::store::StoreError> {
-                Self::retry_delivery(self, id, now_ms).await
+                $crate::store::sql::retry_conflicts(|| Self::retry_delivery(self, id, now_ms)).await
             }
             async fn replay(
                 &self,
                 request: &$crate::store::ReplayRequest,
             ) -> Result<$crate::store::ReplayCounts, $crate::store::StoreError> {
-                Self::replay(self, request).await
+                $crate::store::sql::retry_conflicts(|| Self::replay(self, request)).await
             }
             async fn queue_stats(
                 &self,

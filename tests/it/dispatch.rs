@@ -513,11 +513,14 @@ async fn gone_disables_the_destination_and_so_does_failing_for_too_long() {
 }
 
 #[tokio::test]
-async fn two_receivers_on_one_postgres_never_send_a_delivery_twice() {
-    if !backends().contains(&Backend::Postgres) {
-        return;
+async fn two_receivers_on_one_database_never_send_a_delivery_twice() {
+    for backend in backends().into_iter().filter(|b| *b != Backend::Sqlite) {
+        two_receivers_never_send_a_delivery_twice(backend).await;
     }
-    let db = TestDb::new(Backend::Postgres).await;
+}
+
+async fn two_receivers_never_send_a_delivery_twice(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let partner = Partner::start().await;
     partner.delay(Duration::from_millis(50));
     let first = TestApp::spawn_full(&db, Arc::new(SystemClock), for_tests).await;
