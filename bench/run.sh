@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # One run, one table: P-256 verifications per second per core (OpenSSL, the p256 crate, the
 # fixed-key verifier single and batched), end-to-end ingest over HTTP with durable commit on
-# SQLite and PostgreSQL (throughput, p50/p99, peak RSS, and p99 at half the maximum rate), and
-# report latency over 10 million postbacks.
+# SQLite, PostgreSQL and Citus (throughput, p50/p99, peak RSS, and p99 at half the maximum rate),
+# and report latency over 10 million postbacks on SQLite and PostgreSQL, and over 1 million on
+# PostgreSQL and Citus side by side.
 #
 #   bench/run.sh                 everything
 #   bench/run.sh --no-reports    skip the report benchmark (its first run builds 10M postbacks)
 #
 # Environment: COUNT (postbacks per ingest run, default 30000), CONCURRENCY (requests in flight,
 # default 64), SKAN_BENCH_POSTGRES_URL (server URL, default postgres://postgres@127.0.0.1:5432;
-# the database skan_bench is dropped and created), SKAN_BENCH_POSTBACKS (report size).
+# the database skan_bench is dropped and created; report data sets are kept in skan_reports_*),
+# SKAN_BENCH_CITUS_URL (a Citus coordinator, default: the kit's cluster on 127.0.0.1:5441 when it
+# answers; the schema skan_bench is dropped and created, report data is kept in skan_reports_1m),
+# SKAN_BENCH_POSTBACKS (report size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=${COUNT:-30000}
 CONCURRENCY=${CONCURRENCY:-64}
 PG_SERVER=${SKAN_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+CITUS=${SKAN_BENCH_CITUS_URL:-postgres://postgres@127.0.0.1:5441/postgres?sslmode=disable}
+psql "$CITUS" -qAtc 'SELECT citus_version()' > /dev/null 2>&1 || CITUS=""
 REPORTS=1
 [[ "${1:-}" == "--no-reports" ]] && REPORTS=0
 OUT=$(mktemp -d)
@@ -85,10 +91,32 @@ batches sqlite-batch "sqlite://$OUT/batches.db"
 psql "$PG_SERVER/postgres" -qc "DROP DATABASE IF EXISTS skan_bench" > /dev/null
 psql "$PG_SERVER/postgres" -qc "CREATE DATABASE skan_bench" > /dev/null
 ingest postgres "$PG_SERVER/skan_bench"
+# On Citus each receiver uses a schema of the coordinator's database (the cluster's workers are
+# registered there), with the tables distributed by the migrations.
+in_schema() { echo "$CITUS&options=-c%20search_path%3D$1"; }
+if [[ -n $CITUS ]]; then
+    psql "$CITUS" -qc "DROP SCHEMA IF EXISTS skan_bench CASCADE" -c "CREATE SCHEMA skan_bench" > /dev/null
+    ingest citus "$(in_schema skan_bench)"
+fi
 
 # --- report latency ----------------------------------------------------------------------------
 if [[ $REPORTS == 1 ]]; then
     cargo bench --locked --quiet --bench reports > "$OUT/reports.txt" 2>&1 || true
+    # PostgreSQL at full size; PostgreSQL and Citus at a million, side by side. Data sets are
+    # built on the first run and kept.
+    for db in skan_reports_10m skan_reports_1m; do
+        psql "$PG_SERVER/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+            || psql "$PG_SERVER/postgres" -qc "CREATE DATABASE $db" > /dev/null
+    done
+    SKAN_BENCH_DATABASE_URL="$PG_SERVER/skan_reports_10m" \
+        cargo bench --locked --quiet --bench reports >> "$OUT/reports.txt" 2>&1 || true
+    SKAN_BENCH_DATABASE_URL="$PG_SERVER/skan_reports_1m" SKAN_BENCH_POSTBACKS=1000000 \
+        cargo bench --locked --quiet --bench reports >> "$OUT/reports.txt" 2>&1 || true
+    if [[ -n $CITUS ]]; then
+        psql "$CITUS" -qc "CREATE SCHEMA IF NOT EXISTS skan_reports_1m" > /dev/null
+        SKAN_BENCH_DATABASE_URL="$(in_schema skan_reports_1m)" SKAN_BENCH_POSTBACKS=1000000 \
+            cargo bench --locked --quiet --bench reports >> "$OUT/reports.txt" 2>&1 || true
+    fi
 fi
 
 # --- the table -------------------------------------------------------------------------------
@@ -106,8 +134,9 @@ printf '  %-34s %10s\n' "tables (generator + one key)" "$(( $(value table_bytes)
 
 printf '\nEnd-to-end ingest over HTTP, durable commit, %s postbacks, concurrency %s\n' "$COUNT" "$CONCURRENCY"
 printf '  %-12s %12s %8s %8s %14s %14s %9s %10s\n' "backend" "postbacks/s" "p50 ms" "p99 ms" "p99 @ half ms" "x 2×OpenSSL" "RSS MiB" "failures"
-for name in sqlite postgres sqlite-batch; do
+for name in sqlite postgres citus sqlite-batch; do
     j="$OUT/$name.max.json"
+    [[ -f $j ]] || continue
     half=$(printf '%.2f' "$(jq -r .latency_ms.p99 "$OUT/$name.half.json")")
     [[ $name == sqlite-batch ]] && half="-"
     printf '  %-12s %12.0f %8.2f %8.2f %14s %14s %9s %10s\n' "$name" \
@@ -117,8 +146,10 @@ for name in sqlite postgres sqlite-batch; do
         "$(cat "$OUT/$name.rss")" "$(jq -r '[.failures[]] | add // 0' "$j")"
 done
 printf '  (single postbacks on Apple'"'"'s path; sqlite-batch: batches of 500 on /v1/postbacks at\n'
-printf '   concurrency 4, latency per batch; signed with the test keys, --verifier fast)\n'
+printf '   concurrency 4, latency per batch; signed with the test keys, --verifier fast; citus: a\n'
+printf '   coordinator and two workers sharing these 2 cores with the load generator and the\n'
+printf '   receiver, so its figures are only directional)\n'
 
 if [[ $REPORTS == 1 ]]; then
-    sed -n '/^report latency/,$p' "$OUT/reports.txt" | sed 's/^/  /'
+    grep -v '^\(  built\|built\|1000 signed\)' "$OUT/reports.txt" | sed -n '/^report latency/,$p' | sed 's/^/  /'
 fi

@@ -119,10 +119,11 @@ fn main() {
         let now: DateTime<Utc> = (first_day() + Duration::days(DAYS)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
         let schemas = SchemaVersions::new(store.clone(), Arc::new(ManualClock::new(now)));
         if !store.app_exists(APP as i64).await.expect("query") {
-            build(store.as_ref(), postbacks).await;
+            // The schema is in place before the traffic, as for an advertiser already running.
             let schema = serde_json::from_str(SCHEMA).expect("schema");
             let from = first_day().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
             schemas.apply(APP as i64, schema, Some(from), "bench", None).await.expect("schema");
+            build(store.as_ref(), postbacks).await;
         }
         let to = first_day() + Duration::days(DAYS - 2);
         let from = to - Duration::days(89);
@@ -151,7 +152,12 @@ fn main() {
         ];
         let runs: usize =
             std::env::var("SKAN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-        let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+        let citus = is_citus(&url).await;
+        let backend = match (url.starts_with("postgres"), citus) {
+            (false, _) => "SQLite",
+            (true, false) => "PostgreSQL",
+            (true, true) => "Citus (coordinator + 2 workers on this machine)",
+        };
         println!("\nreport latency, {backend}, app with {postbacks} postbacks, 90 days {from}..{to}:");
         println!(
             "  {:<32} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
@@ -215,9 +221,27 @@ async fn storage_bytes(url: &str) -> Option<u64> {
         return Some(main + wal);
     }
     let pool = sqlx::PgPool::connect(url).await.ok()?;
-    let (bytes,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
-        .fetch_one(&pool)
-        .await
-        .ok()?;
+    // On Citus the rows live in the workers' shards: sum the distributed tables of this schema.
+    let query = if is_citus(url).await {
+        "SELECT CAST(SUM(citus_total_relation_size(p.logicalrelid)) AS BIGINT) \
+         FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"
+    } else {
+        "SELECT pg_database_size(current_database())"
+    };
+    let (bytes,): (i64,) = sqlx::query_as(query).fetch_one(&pool).await.ok()?;
     u64::try_from(bytes).ok()
+}
+
+async fn is_citus(url: &str) -> bool {
+    if !url.starts_with("postgres") {
+        return false;
+    }
+    let Ok(pool) = sqlx::PgPool::connect(url).await else { return false };
+    sqlx::query_as::<_, (String,)>("SELECT extname::text FROM pg_extension WHERE extname = 'citus'")
+        .fetch_optional(&pool)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
 }

@@ -18,7 +18,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://skan-receiver.db";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
-    /// Default: `sqlite://skan-receiver.db` in the working directory.
+    /// Default: `sqlite://skan-receiver.db` in the working directory. Many receivers may share
+    /// one PostgreSQL database; on Citus, point every receiver at the coordinator (migrations
+    /// and DDL go through it), with `citus` in `shared_preload_libraries` and
+    /// `max_prepared_transactions` above 0 on every node.
     #[arg(long, env = "SKAN_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// TOML settings file (see the README for its keys).

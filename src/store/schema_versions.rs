@@ -65,22 +65,31 @@ super::sql::sql_impl! {
         }
         let old_period = super::rollup::period_day(&starts, day);
         let end = starts.iter().copied().find(|s| *s > day).unwrap_or(i64::MAX);
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {} FROM aggregates WHERE app_id = ",
-            super::reports::AGGREGATE_COLUMNS
-        ));
+        // One install day at a time, so memory holds a day's aggregates, not the app's.
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT DISTINCT install_day FROM aggregates WHERE app_id = ",
+        );
         q.push_bind(app_id).push(" AND install_day >= ").push_bind(day);
-        q.push(" AND install_day < ").push_bind(end);
-        let rows: Vec<super::reports::AggregateRecord> =
-            q.build_query_as().fetch_all(&mut **tx).await?;
-        let mut cells = std::collections::BTreeMap::new();
-        for row in rows {
-            let row = super::AggregateRow::from(row);
-            let (key, n, mismatch) = (&row.key, row.postbacks, row.unsigned_mismatch);
-            super::rollup::add(&mut cells, key, -n, -mismatch, old_period);
-            super::rollup::add(&mut cells, key, n, mismatch, day);
+        q.push(" AND install_day < ").push_bind(end).push(" ORDER BY 1");
+        let days: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        for (install_day,) in days {
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "SELECT {} FROM aggregates WHERE app_id = ",
+                super::reports::AGGREGATE_COLUMNS
+            ));
+            q.push_bind(app_id).push(" AND install_day = ").push_bind(install_day);
+            let rows: Vec<super::reports::AggregateRecord> =
+                q.build_query_as().fetch_all(&mut **tx).await?;
+            let mut cells = std::collections::BTreeMap::new();
+            for row in rows {
+                let row = super::AggregateRow::from(row);
+                let (key, n, mismatch) = (&row.key, row.postbacks, row.unsigned_mismatch);
+                super::rollup::add(&mut cells, key, -n, -mismatch, old_period);
+                super::rollup::add(&mut cells, key, n, mismatch, day);
+            }
+            Self::write_rollup(tx, cells).await?;
         }
-        Self::write_rollup(tx, cells).await
+        Ok(())
     }
 
     pub(crate) async fn schema_versions(

@@ -790,4 +790,71 @@ mod tests {
             assert!(chunks.len() <= n / 128 + 3 + 3 + 7, "{n}: {} statements", chunks.len());
         }
     }
+
+    /// A database error with only a SQLSTATE, as a server would send it.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "sqlstate {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn failure(code: &'static str) -> StoreError {
+        StoreError::from(sqlx::Error::Database(Box::new(Sqlstate(code))))
+    }
+
+    #[tokio::test]
+    async fn a_transaction_aborted_for_a_conflict_runs_again_and_other_errors_do_not() {
+        for (code, conflict) in
+            [("40001", true), ("40P01", true), ("57P01", false), ("42P01", false)]
+        {
+            assert_eq!(failure(code).is_conflict(), conflict, "{code}");
+            let runs = std::sync::atomic::AtomicU32::new(0);
+            let result = retry_conflicts(|| {
+                let run = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move { if run < 2 { Err(failure(code)) } else { Ok(run) } }
+            })
+            .await;
+            let runs = runs.into_inner();
+            if conflict {
+                assert_eq!((result.ok(), runs), (Some(2), 3), "{code}: third time lucky");
+            } else {
+                assert!(result.is_err() && runs == 1, "{code}: not run again");
+            }
+        }
+        // A conflict that never clears gives up after the last attempt.
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let result: Result<(), _> = retry_conflicts(|| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { Err(failure("40P01")) }
+        })
+        .await;
+        assert!(result.is_err_and(|e| e.is_conflict()));
+        assert_eq!(runs.into_inner(), CONFLICT_ATTEMPTS);
+    }
 }

@@ -141,11 +141,12 @@ async fn two_receivers_on_one_database_take_concurrent_load_without_loss_or_doub
 /// where every builder in the store ends a statement, or to the end of a constant (`";`).
 fn statement_from(source: &str, start: usize) -> &str {
     let rest = &source[start..];
-    let end = [".execute(", ".fetch_one(", ".fetch_all(", ".fetch_optional(", "build_query_as", "\";"]
-        .iter()
-        .filter_map(|end| rest.find(end))
-        .min()
-        .unwrap_or(rest.len());
+    let end =
+        [".execute(", ".fetch_one(", ".fetch_all(", ".fetch_optional(", "build_query_as", "\";"]
+            .iter()
+            .filter_map(|end| rest.find(end))
+            .min()
+            .unwrap_or(rest.len());
     &rest[..end]
 }
 
