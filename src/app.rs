@@ -140,6 +140,7 @@ impl App {
             .await
             .context("applying the destinations in the settings file")?;
         let state = AppState {
+            clock: Arc::clone(&clock),
             schemas,
             dispatcher,
             auth: Arc::new(Authenticator::new(store.clone(), settings.auth_cache)),
@@ -195,6 +196,17 @@ impl App {
             }
             _ => None,
         };
+        let quality_task = settings.quality_interval.map(|every| {
+            let holder = format!("{}-{}", std::process::id(), rand::random::<u64>());
+            tokio::spawn(crate::quality::run_schedule(
+                Arc::clone(&state.store),
+                (*state.schemas).clone(),
+                Arc::clone(&state.clock),
+                holder,
+                every,
+                crate::domain::quality::DetectionRules::default(),
+            ))
+        });
         let dispatch_token = tokio_util::sync::CancellationToken::new();
         let dispatch_task = settings
             .dispatch_enabled
@@ -221,6 +233,9 @@ impl App {
             && tokio::time::timeout(settings.shutdown_grace, task).await.is_err()
         {
             tracing::warn!("deliveries in flight did not finish within the grace period");
+        }
+        if let Some(task) = quality_task {
+            task.abort();
         }
         if let Some(task) = metrics_server {
             let _ = task.await;

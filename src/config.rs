@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// seconds. Default: 10.
     #[arg(long, env = "SKAN_HEADER_TIMEOUT_SECS", value_name = "SECS")]
     pub header_timeout_secs: Option<u64>,
+    /// Look for data-quality anomalies every this many seconds (one receiver at a time, by a
+    /// lease in the database); 0 turns the schedule off. Default: 900.
+    #[arg(long, env = "SKAN_QUALITY_INTERVAL_SECS", value_name = "SECS")]
+    pub quality_interval_secs: Option<u64>,
     /// Requests per second each client address may make on Apple's open paths (0: no limit).
     /// Default: 50.
     #[arg(long, env = "SKAN_RATE_LIMIT_PER_IP", value_name = "N")]
@@ -345,6 +349,8 @@ pub struct Settings {
     pub secret_keys: crate::dispatch::sealing::SecretKeys,
     /// How long a connection may take to send a request's headers.
     pub header_timeout: Duration,
+    /// How often anomalies are looked for (`None`: never on a schedule).
+    pub quality_interval: Option<Duration>,
     /// Requests per second per client address on Apple's paths (0: unlimited).
     pub rate_limit_per_ip: u32,
     /// Burst per client address on Apple's paths.
@@ -459,6 +465,10 @@ impl Settings {
             ),
             secret_keys: secret_keys(args.secrets_key_file.as_deref())?,
             header_timeout: Duration::from_secs(args.header_timeout_secs.unwrap_or(10).max(1)),
+            quality_interval: match args.quality_interval_secs.unwrap_or(900) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             rate_limit_per_ip: args.rate_limit_per_ip.unwrap_or(50),
             rate_limit_burst: args.rate_limit_burst.unwrap_or(200).max(1),
             trusted_proxies: args.trusted_proxies.clone(),

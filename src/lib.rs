@@ -20,12 +20,13 @@
 //! | 1 | [`schema`] | pure core | conversion-value schemas: model, validation, generators, decoding, diffs |
 //! | 1 | [`input`] | pure | splitting bodies and files into postbacks (JSON, arrays, NDJSON) |
 //! | 1 | [`apple_keys`] | infrastructure | the trusted key set: embedded Apple keys or a `--keys` directory |
-//! | 2 | [`domain`] | pure | postbacks on their way in, aggregates, report filters, tallies, roles, routing rules |
+//! | 2 | [`domain`] | pure | postbacks on their way in, aggregates, report filters, tallies, roles, routing rules, quality rules |
 //! | 3 | [`store`] | adapter | SQLite and PostgreSQL behind one `Store` trait; SQL written once |
 //! | 4 | [`auth`] | service | API keys: generation, hashing, cached look-up |
 //! | 4 | [`group_commit`] | infrastructure | many concurrent writers, one transaction |
 //! | 4 | [`schema_versions`] | service | schema versions: apply, list, diff, decode postbacks with the version in effect |
 //! | 5 | [`report`] | service | reports: queries, metrics, CSV, simulation of a draft schema |
+//! | 5 | [`quality`] | service | data quality: the quality report, anomaly detection on a schedule, anomalies and mutes |
 //! | 6 | [`dispatch`] | service | forwarding to partners: destinations, templates, signing, retries, the delivery worker |
 //! | 7 | [`ingest`] | service | bytes in, durable outcome out: parse, verify, flatten, commit; backfill envelopes |
 //! | 7 | [`config`] | wiring | settings from flags, environment and a TOML file |
@@ -49,6 +50,7 @@ pub mod http;
 pub mod ingest;
 pub mod input;
 pub mod loadgen;
+pub mod quality;
 pub mod report;
 pub mod schema;
 pub mod schema_versions;

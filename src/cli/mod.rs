@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod loadgen;
 mod migrate;
+mod quality;
 mod report;
 mod schema;
 mod serve;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Manage the destinations postbacks are forwarded to.
     #[command(subcommand)]
     Destinations(destinations::DestinationsCommand),
+    /// Print an app's data-quality report, or look for anomalies now (--detect).
+    Quality(quality::QualityArgs),
 }
 
 /// Exit status for a usage error or unreadable input.
@@ -95,6 +98,7 @@ pub fn run() -> ExitCode {
         Command::Decode(args) => schema::decode(&args),
         Command::Report(args) => report::run(&args),
         Command::Destinations(command) => destinations::run(command),
+        Command::Quality(args) => quality::run(&args),
     }
 }
 

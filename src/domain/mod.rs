@@ -16,4 +16,5 @@
 pub mod access;
 pub mod aggregate;
 pub mod postback;
+pub mod quality;
 pub mod routing;

@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod params;
 mod postbacks;
+mod quality;
 mod rate_limit;
 mod reports;
 mod schemas;
@@ -51,6 +52,8 @@ use extract::BodyLimit;
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Store>,
+    /// The service's clock.
+    pub clock: Arc<dyn crate::clock::Clock>,
     /// The ingest pipeline.
     pub ingestor: Arc<Ingestor>,
     /// API key checks.
@@ -79,6 +82,7 @@ pub struct AppState {
         (name = "postbacks", description = "Forwarded postbacks and support lookups"),
         (name = "schemas", description = "Conversion-value schemas, per app and versioned"),
         (name = "reports", description = "Aggregated conversion reports"),
+        (name = "quality", description = "Data quality: per-day rates, anomalies, acknowledgements and mutes"),
         (name = "destinations", description = "Forwarding to partners: destinations, deliveries, attempts, replay"),
         (name = "operations", description = "Health, readiness, metrics, API description"),
     )
@@ -138,6 +142,10 @@ pub fn routes(
         .routes(routes!(schemas::simulate_schema))
         .routes(routes!(schemas::generate_schema))
         .routes(routes!(reports::get_report))
+        .routes(routes!(quality::get_quality))
+        .routes(routes!(quality::list_anomalies))
+        .routes(routes!(quality::acknowledge_anomaly))
+        .routes(routes!(quality::put_mute, quality::delete_mute))
         .routes(routes!(destinations::list_destinations, destinations::create_destination))
         .routes(routes!(
             destinations::get_destination,

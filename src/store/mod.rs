@@ -11,6 +11,7 @@ mod keys;
 mod outbox;
 mod postbacks;
 mod postgres;
+mod quality;
 mod reports;
 mod rollup;
 mod schema_versions;
@@ -32,6 +33,7 @@ pub use outbox::{
     DeliveryUpdate, NewDestination, QueueStats, ReplayCounts, ReplayRequest, RetryResult,
     StoredAttempt, StoredDelivery, StoredDestination,
 };
+pub use quality::{DeliveryRecord, QualityRecord, StoredAnomaly, StoredMute};
 pub use totals::TotalsRow;
 
 use crate::skan::OutcomeClass;
@@ -599,13 +601,76 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
 /// `Arc<dyn Store>`. Services that need one concern take the narrow trait (an `Arc<dyn Store>`
 /// converts to `Arc<dyn SchemaStore>` and the others).
 pub trait Store:
-    StoreHealth + PostbackStore + KeyStore + SchemaStore + ReportStore + OutboxStore
+    StoreHealth + PostbackStore + KeyStore + SchemaStore + ReportStore + OutboxStore + QualityStore
 {
 }
 
 impl<T> Store for T where
-    T: StoreHealth + PostbackStore + KeyStore + SchemaStore + ReportStore + OutboxStore
+    T: StoreHealth
+        + PostbackStore
+        + KeyStore
+        + SchemaStore
+        + ReportStore
+        + OutboxStore
+        + QualityStore
 {
+}
+
+/// What data-quality monitoring reads and writes: postbacks and deliveries of a day range, the
+/// anomalies found, mutes, and the leases receivers take turns with.
+#[async_trait::async_trait]
+pub trait QualityStore: Send + Sync + fmt::Debug {
+    /// Every production postback of an app that first arrived in a day range, with how many of
+    /// its copies came from Apple and from networks.
+    async fn quality_records(
+        &self,
+        app_id: i64,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<QualityRecord>, StoreError>;
+
+    /// Deliveries of an app's postbacks created since a time.
+    async fn delivery_records(
+        &self,
+        app_id: i64,
+        since_ms: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Store an anomaly unless its app, network, metric and day have one: its id when stored by
+    /// this call (so exactly one receiver alerts).
+    async fn insert_anomaly(&self, anomaly: &StoredAnomaly) -> Result<Option<i64>, StoreError>;
+
+    /// An app's anomalies of a day range, newest first.
+    async fn anomalies(
+        &self,
+        app_id: i64,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<StoredAnomaly>, StoreError>;
+
+    /// Mark an anomaly acknowledged (the first acknowledgement stays); `None` when there is none.
+    async fn acknowledge_anomaly(
+        &self,
+        app_id: i64,
+        id: i64,
+        by: &str,
+        at_ms: i64,
+    ) -> Result<Option<StoredAnomaly>, StoreError>;
+
+    /// Mute (`true`) or unmute a metric of a network; whether anything changed.
+    async fn set_mute(&self, mute: &StoredMute, muted: bool) -> Result<bool, StoreError>;
+
+    /// An app's mutes.
+    async fn mutes(&self, app_id: i64) -> Result<Vec<StoredMute>, StoreError>;
+
+    /// Take or keep a named lease; true when `holder` holds it until `now_ms + ttl_ms`.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Connect to the database the URL names, creating an SQLite file if needed, and apply the

@@ -204,6 +204,12 @@ macro_rules! sql_impl {
         for<'r> $crate::store::StoredDestination: sqlx::FromRow<'r, DB::Row>,
         for<'r> $crate::store::StoredDelivery: sqlx::FromRow<'r, DB::Row>,
         for<'r> $crate::store::StoredAttempt: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::QualityRecord: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::DeliveryRecord: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredAnomaly: sqlx::FromRow<'r, DB::Row>,
+        for<'r> $crate::store::StoredMute: sqlx::FromRow<'r, DB::Row>,
+        for<'r> (String,): sqlx::FromRow<'r, DB::Row>,
+        for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         {
             $($body)*
         }
@@ -533,6 +539,72 @@ sql_impl! {
 /// Implement [`super::Store`] for `SqlStore<$db>` by delegating to the generic methods above.
 macro_rules! impl_store {
     ($db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::QualityStore for $crate::store::sql::SqlStore<$db> {
+            async fn quality_records(
+                &self,
+                app_id: i64,
+                from_day: i64,
+                to_day: i64,
+            ) -> Result<Vec<$crate::store::QualityRecord>, $crate::store::StoreError> {
+                Self::quality_records(self, app_id, from_day, to_day).await
+            }
+            async fn delivery_records(
+                &self,
+                app_id: i64,
+                since_ms: i64,
+            ) -> Result<Vec<$crate::store::DeliveryRecord>, $crate::store::StoreError> {
+                Self::delivery_records(self, app_id, since_ms).await
+            }
+            async fn insert_anomaly(
+                &self,
+                anomaly: &$crate::store::StoredAnomaly,
+            ) -> Result<Option<i64>, $crate::store::StoreError> {
+                $crate::store::sql::retry_conflicts(|| Self::insert_anomaly(self, anomaly)).await
+            }
+            async fn anomalies(
+                &self,
+                app_id: i64,
+                from_day: i64,
+                to_day: i64,
+            ) -> Result<Vec<$crate::store::StoredAnomaly>, $crate::store::StoreError> {
+                Self::anomalies(self, app_id, from_day, to_day).await
+            }
+            async fn acknowledge_anomaly(
+                &self,
+                app_id: i64,
+                id: i64,
+                by: &str,
+                at_ms: i64,
+            ) -> Result<Option<$crate::store::StoredAnomaly>, $crate::store::StoreError> {
+                $crate::store::sql::retry_conflicts(|| {
+                    Self::acknowledge_anomaly(self, app_id, id, by, at_ms)
+                })
+                .await
+            }
+            async fn set_mute(
+                &self,
+                mute: &$crate::store::StoredMute,
+                muted: bool,
+            ) -> Result<bool, $crate::store::StoreError> {
+                Self::set_mute(self, mute, muted).await
+            }
+            async fn mutes(
+                &self,
+                app_id: i64,
+            ) -> Result<Vec<$crate::store::StoredMute>, $crate::store::StoreError> {
+                Self::mutes(self, app_id).await
+            }
+            async fn take_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now_ms: i64,
+                ttl_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                Self::take_lease(self, name, holder, now_ms, ttl_ms).await
+            }
+        }
         #[async_trait::async_trait]
         impl $crate::store::StoreHealth for $crate::store::sql::SqlStore<$db> {
             fn backend(&self) -> $crate::store::Backend {

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u8)] = &[
     ("group_commit", 4),
     ("schema_versions", 4),
     ("report", 5),
+    ("quality", 5),
     ("dispatch", 6),
     ("ingest", 7),
     ("config", 7),

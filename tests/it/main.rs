@@ -16,6 +16,7 @@ mod helpers;
 mod layering;
 mod openapi;
 mod partner;
+mod quality;
 mod scale_out;
 mod schema_props;
 mod schema_rules;
