@@ -345,41 +345,57 @@ super::sql::sql_impl! {
         };
         let mut totals: HashMap<rollup::GroupKey, totals::Counts> = HashMap::new();
         let mut cells: HashMap<rollup::GroupKey, rollup::Cells> = HashMap::new();
+        // Grouped in the database: one row (the group's blobs joined) per group and block run.
+        let kept = |on: bool, column: &str, absent: &str| {
+            if on { column.to_owned() } else { format!("{absent} AS {column}") }
+        };
+        let columns = [
+            kept(s.by_day, "day", "CAST(0 AS BIGINT)"),
+            kept(s.by_ad_network, "ad_network_id", "''"),
+            kept(s.by_source, "source_identifier", "''"),
+            kept(s.by_source, "campaign_id", "CAST(-1 AS BIGINT)"),
+            kept(s.by_version, "protocol", "''"),
+            kept(s.by_version, "version", "''"),
+            kept(s.by_interaction, "interaction", "''"),
+            "conversion_window".to_owned(),
+            "period_day".to_owned(),
+        ];
         for (span, first, last) in runs {
-            let mut q = QueryBuilder::<DB>::new(
-                "SELECT day, ad_network_id, source_identifier, campaign_id, conversion_window, \
-                 period_day, counts, protocol, version, interaction FROM report_rollup \
-                 WHERE app_id = ",
-            );
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "SELECT {}, {} FROM report_rollup WHERE app_id = ",
+                columns.join(", "),
+                DB::JOINED_COUNTS
+            ));
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);
-            q.push(" AND family = ").push_bind(family.as_str());
             q.push(" AND span = ").push_bind(span);
             q.push(" AND day >= ").push_bind(first);
             q.push(" AND day <= ").push_bind(last);
+            q.push(" AND family = ").push_bind(family.as_str());
             Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
             Self::push_in(&mut q, "source_identifier", &f.source_identifier);
             Self::push_in(&mut q, "interaction", &f.interaction);
             Self::push_versions(&mut q, &f.version);
             Self::push_windows(&mut q, &f.window);
             Self::push_bool(&mut q, "development", &f.development);
+            q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9");
             let rows = q.build().fetch_all(&self.pool).await?;
             for row in rows {
                 let day: i64 = row.try_get(0)?;
-                let window: i64 = row.try_get(4)?;
-                let period: i64 = row.try_get(5)?;
+                let window: i64 = row.try_get(7)?;
+                let period: i64 = row.try_get(8)?;
                 let group = rollup::GroupKey {
-                    day: if s.by_day { day } else { 0 },
-                    ad_network_id: if s.by_ad_network { row.try_get(1)? } else { String::new() },
-                    source_identifier: if s.by_source { row.try_get(2)? } else { String::new() },
-                    campaign_id: if s.by_source { row.try_get(3)? } else { -1 },
-                    protocol: if s.by_version { row.try_get(7)? } else { String::new() },
-                    version: if s.by_version { row.try_get(8)? } else { String::new() },
-                    interaction: if s.by_interaction { row.try_get(9)? } else { String::new() },
+                    day,
+                    ad_network_id: row.try_get(1)?,
+                    source_identifier: row.try_get(2)?,
+                    campaign_id: row.try_get(3)?,
+                    protocol: row.try_get(4)?,
+                    version: row.try_get(5)?,
+                    interaction: row.try_get(6)?,
                     window,
                     install_day: if s.by_day && !arrival { day } else { period },
                 };
-                let blob: Vec<u8> = row.try_get(6)?;
+                let blob: Vec<u8> = row.try_get(9)?;
                 let intact = if s.by_value {
                     let group = cells.entry(group).or_default();
                     rollup::decode_each(&blob, |cell, n| {

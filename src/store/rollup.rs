@@ -243,30 +243,48 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
-/// Cells as bytes: per non-zero cell in ascending order, the gap from the previous cell and the
-/// count (zigzag), both as LEB128 varints.
+/// Cells as bytes: per non-zero cell in ascending order, the cell (the first one plus 1, then
+/// the gap from the previous one) and the count (zigzag), both as LEB128 varints. No byte is
+/// 0x00 (every varint is at least 1), so blobs joined with a 0x00 byte between them
+/// (`group_concat` in SQL) still decode: the 0x00 starts the next blob.
 pub(crate) fn encode(cells: &Cells) -> Vec<u8> {
     let mut out = Vec::with_capacity(cells.len() * 3);
-    let mut previous = 0u32;
+    let mut previous: Option<u32> = None;
     for (cell, n) in cells.iter().filter(|(_, n)| **n != 0) {
-        put_varint(&mut out, u64::from(cell - previous));
+        let step = match previous {
+            None => u64::from(*cell) + 1,
+            Some(p) => u64::from(cell - p),
+        };
+        put_varint(&mut out, step);
         put_varint(&mut out, ((n << 1) ^ (n >> 63)) as u64);
-        previous = *cell;
+        previous = Some(*cell);
     }
     out
 }
 
-/// Call `each(cell, count)` for every cell of an encoded blob; `false` when it is malformed.
+/// Call `each(cell, count)` for every cell of an encoded blob, or of several joined by 0x00
+/// bytes; `false` when it is malformed.
 pub(crate) fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, i64)) -> bool {
     let mut at = 0;
-    let mut cell = 0u32;
+    let mut cell: Option<u32> = None;
     while at < bytes.len() {
-        let (Some(gap), Some(z)) = (get_varint(bytes, &mut at), get_varint(bytes, &mut at)) else {
+        if bytes[at] == 0 {
+            at += 1;
+            cell = None;
+            continue;
+        }
+        let (Some(step), Some(z)) = (get_varint(bytes, &mut at), get_varint(bytes, &mut at)) else {
             return false;
         };
-        let Ok(gap) = u32::try_from(gap) else { return false };
-        cell = cell.saturating_add(gap);
-        each(cell, ((z >> 1) as i64) ^ -((z & 1) as i64));
+        let Ok(step) = u32::try_from(step) else { return false };
+        let next = match cell {
+            None => step.checked_sub(1),
+            Some(c) if step > 0 => c.checked_add(step),
+            Some(_) => None,
+        };
+        let Some(next) = next else { return false };
+        cell = Some(next);
+        each(next, ((z >> 1) as i64) ^ -((z & 1) as i64));
     }
     true
 }
@@ -469,6 +487,15 @@ mod tests {
         }));
         assert_eq!(decoded, cells);
         assert!(!decode_each(&[0x80], |_, _| {}), "a truncated varint is malformed");
+        // Blobs joined by a 0x00 byte (as SQL's group_concat gives them) decode as one list.
+        let other: Cells = [(0, 1), (17, 2)].into_iter().collect();
+        let mut joined = encode(&cells);
+        assert!(!joined.contains(&0), "no zero byte inside a blob");
+        joined.push(0);
+        joined.extend(encode(&other));
+        let mut sums = Cells::new();
+        assert!(decode_each(&joined, |c, n| *sums.entry(c).or_insert(0) += n));
+        assert_eq!(sums, [(0, 6), (17, -1), (16_000, 1 << 40)].into_iter().collect());
     }
 
     #[test]

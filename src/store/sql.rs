@@ -39,6 +39,9 @@ pub(crate) trait Dialect: Database {
     /// Appended to a queue `SELECT` so concurrent workers take different rows instead of waiting.
     const SKIP_LOCKED: &'static str;
 
+    /// The `counts` blobs of a group, joined by 0x00 bytes (see `rollup::decode_each`).
+    const JOINED_COUNTS: &'static str;
+
     /// Taken by every transaction that writes counts keyed by decoding period, and
     /// [`Self::PERIODS_LOCK_EXCLUSIVE`] by one that adds a schema version: a writer never keys
     /// counts by periods that a new version is changing under it. `None` where write
