@@ -561,14 +561,16 @@ pub fn detect(
                 if denominator < rules.min_denominator {
                     continue;
                 }
-                let p = expected.clamp(0.0, 1.0);
-                let binomial = (p * (1.0 - p) / denominator as f64).sqrt();
-                let change = if metric == Metric::CopiesPerPostback {
-                    rules.min_rate_change * expected.max(1.0)
+                // Sampling noise of the day's value: binomial for a rate; for copies per
+                // postback, Poisson for the extra copies.
+                let n = denominator as f64;
+                if metric == Metric::CopiesPerPostback {
+                    let extra = (expected - 1.0).max(0.01);
+                    ((extra / n).sqrt().max(0.005), rules.min_rate_change * expected.max(1.0))
                 } else {
-                    rules.min_rate_change
-                };
-                (binomial.max(0.005), change)
+                    let p = expected.clamp(0.0, 1.0);
+                    ((p * (1.0 - p) / n).sqrt().max(0.005), rules.min_rate_change)
+                }
             };
             let scale = spread.max(noise);
             let low = (expected - rules.threshold * scale).min(expected - min_change);
