@@ -375,6 +375,35 @@ async fn an_admin_inspects_a_postback_and_retries_its_dead_delivery() {
     b.wait_text(".delivery button", "Retry now").await.click().await.unwrap();
     b.wait_text(".delivery .state", "delivered").await;
     partner.wait_for(10, "the retried delivery", |s| s.iter().any(|x| x.status == 200)).await;
+
+    // Data quality: an anomaly explained, then acknowledged from the console.
+    let anomaly = skan_receiver::store::StoredAnomaly {
+        id: 0,
+        app_id: APP as i64,
+        ad_network_id: "fixture.skadnetwork".to_owned(),
+        metric: "postbacks".to_owned(),
+        day: 20_771,
+        expected: 120.0,
+        expected_low: 80.0,
+        expected_high: 160.0,
+        observed: 21.0,
+        score: -8.2,
+        baseline_from: 20_743,
+        baseline_to: 20_770,
+        baseline_days: 28,
+        partial_day: false,
+        detected_at: 1_794_657_600_000,
+        acknowledged_at: None,
+        acknowledged_by: None,
+    };
+    app.store.insert_anomaly(&anomaly).await.unwrap().unwrap();
+    b.open(&format!("/ui/#/quality?app_id={APP}&from=2026-11-01&to=2026-11-30")).await;
+    b.wait_text(".anomaly h3", "postbacks received").await;
+    b.wait_text(".anomaly", "usual range 80 to 160").await;
+    b.wait_text("table", "fixture.skadnetwork").await;
+    b.check_screen("quality").await;
+    b.wait_text(".anomaly button", "Acknowledge").await.click().await.unwrap();
+    b.wait_text(".anomaly .meta", "acknowledged by").await;
     b.quit().await;
     app.stop().await;
 }

@@ -6,11 +6,13 @@ import { ReportsScreen } from './reports.js';
 import { SchemaScreen } from './schema.js';
 import { PostbacksScreen } from './postbacks.js';
 import { DestinationsScreen } from './destinations.js';
+import { QualityScreen } from './quality.js';
 
 const SCREENS = [
   { id: 'reports', title: 'Reports', needs: 'read', view: ReportsScreen },
   { id: 'schema', title: 'Schema editor', needs: 'read', view: SchemaScreen },
   { id: 'postbacks', title: 'Postbacks', needs: 'read', view: PostbacksScreen },
+  { id: 'quality', title: 'Data quality', needs: 'read', view: QualityScreen },
   { id: 'destinations', title: 'Destinations', needs: 'manage_destinations', view: DestinationsScreen },
 ];
 
@@ -66,7 +68,7 @@ function Shell({ session, onSignOut }) {
       <nav aria-label="Screens">
         <ul>
           ${allowed.map((s) => html`<li><a href=${'#/' + s.id} aria-current=${s.id === screen.id ? 'page' : undefined}
-            onClick=${(e) => { e.preventDefault(); navigate(s.id, s.id === 'reports' || s.id === 'schema' ? { app_id: route.params.get('app_id') } : {}); }}>${s.title}</a></li>`)}
+            onClick=${(e) => { e.preventDefault(); navigate(s.id, s.id === 'reports' || s.id === 'schema' || s.id === 'quality' ? { app_id: route.params.get('app_id') } : {}); }}>${s.title}</a></li>`)}
         </ul>
       </nav>
       <span class="who">${session.name} · <span class="role">${session.role}</span></span>
