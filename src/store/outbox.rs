@@ -401,7 +401,7 @@ super::sql::sql_impl! {
                 }
             }
         }
-        for chunk in rows.chunks(500) {
+        for chunk in super::sql::statement_chunks(&rows, 7, DB::MAX_PARAMS.min(3_500)) {
             Self::insert_deliveries(tx, chunk).await?;
         }
         Ok(())

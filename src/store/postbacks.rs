@@ -3,7 +3,7 @@
 
 use sqlx::{FromRow, QueryBuilder, Transaction};
 
-use super::sql::{Deltas, in_statement_sized_chunks, upsert_head};
+use super::sql::{Deltas, statement_chunks, upsert_head};
 use super::{
     AggregateKey, IngestItem, NewPostback, PostbackQuery, ReceiptInput, ReceiptResult,
     RecordOutcome, StoreError, StoredPostback, StoredReceipt, UnsignedValues,
@@ -436,7 +436,7 @@ super::sql::sql_impl! {
             })
             .collect();
         let mut inserted = std::collections::HashMap::new();
-        for chunk in in_statement_sized_chunks(&rows) {
+        for chunk in statement_chunks(&rows, 31, DB::MAX_PARAMS) {
             let mut q = upsert_head(INSERT_POSTBACK);
             q.push_values(chunk, |mut row, (p, receipt)| {
                 row.push_bind(p.identity_key.as_str())
@@ -494,7 +494,8 @@ super::sql::sql_impl! {
         let (linked, rejected): (Vec<usize>, Vec<usize>) =
             (0..receipts.len()).partition(|&i| receipts[i].2.is_some());
         let mut by_postback = std::collections::HashMap::new();
-        for chunk in in_statement_sized_chunks(&linked) {
+        // A receipt carries the postback's raw bytes (about a kilobyte): it weighs as 100 parameters.
+        for chunk in statement_chunks(&linked, 100, DB::MAX_PARAMS) {
             let mut q = upsert_head(INSERT_RECEIPT);
             q.push_values(chunk, |mut row, &i| {
                 let (_, receipt, postback, result, error) = &receipts[i];

@@ -42,6 +42,11 @@ pub(crate) trait Dialect: Database {
     /// The `counts` blobs of a group, joined by 0x00 bytes (see `rollup::decode_each`).
     const JOINED_COUNTS: &'static str;
 
+    /// Most bound parameters in one multi-row statement. On PostgreSQL a statement's Bind message
+    /// must fit one TLS record (16 KiB): sqlx does not disable Nagle's algorithm, so the record
+    /// after a full one waits for the server's delayed acknowledgement, 40 ms a statement.
+    const MAX_PARAMS: usize;
+
     /// Taken by every transaction that writes counts keyed by decoding period, and
     /// [`Self::PERIODS_LOCK_EXCLUSIVE`] by one that adds a schema version: a writer never keys
     /// counts by periods that a new version is changing under it. `None` where write
@@ -92,14 +97,16 @@ const UPSERT_AGGREGATE: &str = "INSERT INTO aggregates (app_id, arrival_day, ins
 
 /// Rows per multi-row statement. Only these few shapes occur, so each is prepared once and
 /// reused from the statement cache (a shape per row count would make every group's statements new
-/// to the database: planned again on PostgreSQL, held in memory on both). 128 rows of the widest
-/// table (the cube, 82 columns) bind 10,496 parameters, well under SQLite's 32,766 and PostgreSQL's 65,535.
-const ROWS_PER_STATEMENT: [usize; 4] = [128, 32, 8, 1];
+/// to the database: planned again on PostgreSQL, held in memory on both).
+const ROWS_PER_STATEMENT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
-/// `rows` cut into pieces of the sizes in [`ROWS_PER_STATEMENT`], largest first.
-pub(super) fn in_statement_sized_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+/// `rows` of `columns` bound parameters each, cut into statements of the sizes in
+/// [`ROWS_PER_STATEMENT`], largest first, of at most `max_params` parameters each (at least one
+/// row).
+pub(super) fn statement_chunks<T>(mut rows: &[T], columns: usize, max_params: usize) -> Vec<&[T]> {
     let mut chunks = Vec::new();
-    for size in ROWS_PER_STATEMENT {
+    let most = (max_params / columns.max(1)).max(1);
+    for size in ROWS_PER_STATEMENT.into_iter().filter(|size| *size <= most) {
         while rows.len() >= size {
             let (chunk, rest) = rows.split_at(size);
             chunks.push(chunk);
@@ -271,7 +278,7 @@ sql_impl! {
         // its worker thread), and a group touches a few rows per postback.
         let aggregates: Vec<_> =
             deltas.aggregates.iter().filter(|(_, (p, m))| *p != 0 || *m != 0).collect();
-        for chunk in in_statement_sized_chunks(&aggregates) {
+        for chunk in statement_chunks(&aggregates, 19, DB::MAX_PARAMS) {
             let mut q = upsert_head(UPSERT_AGGREGATE);
             q.push_values(chunk, |mut row, (key, (postbacks, mismatch))| {
                 row.push_bind(key.app_id)
@@ -299,7 +306,7 @@ sql_impl! {
         }
         let cells: Vec<_> =
             deltas.cube.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
-        for chunk in in_statement_sized_chunks(&cells) {
+        for chunk in statement_chunks(&cells, 12 + cube::COUNTS, DB::MAX_PARAMS) {
             let mut q = upsert_head(&cube::UPSERT);
             q.push_values(chunk, |mut row, (key, counts)| {
                 row.push_bind(key.app_id)
@@ -323,7 +330,7 @@ sql_impl! {
         }
         let cells: Vec<_> =
             deltas.totals.iter().filter(|(_, counts)| counts.iter().any(|c| *c != 0)).collect();
-        for chunk in in_statement_sized_chunks(&cells) {
+        for chunk in statement_chunks(&cells, 7 + totals::COUNTS, DB::MAX_PARAMS) {
             let mut q = upsert_head(&totals::UPSERT);
             q.push_values(chunk, |mut row, (key, counts)| {
                 row.push_bind(key.app_id)
@@ -410,7 +417,7 @@ sql_impl! {
                 .push_bind(key.period_day);
         };
         let empty: &[u8] = &[];
-        for chunk in in_statement_sized_chunks(&rows) {
+        for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "INSERT INTO report_rollup ({key_columns}, counts) "
             ));
@@ -858,11 +865,14 @@ mod tests {
     fn rows_are_cut_into_the_few_statement_sizes_in_order() {
         for n in [0usize, 1, 7, 8, 9, 63, 64, 130, 1000] {
             let rows: Vec<usize> = (0..n).collect();
-            let chunks = in_statement_sized_chunks(&rows);
+            let chunks = statement_chunks(&rows, 10, 10_000);
             assert!(chunks.iter().all(|c| ROWS_PER_STATEMENT.contains(&c.len())), "{n}");
             let joined: Vec<usize> = chunks.concat();
             assert_eq!(joined, rows, "every row once, in order");
-            assert!(chunks.len() <= n / 128 + 3 + 3 + 7, "{n}: {} statements", chunks.len());
+            assert!(chunks.len() <= n / 128 + 7, "{n}: {} statements", chunks.len());
+            let small = statement_chunks(&rows, 82, 1_000);
+            assert!(small.iter().all(|c| c.len() <= 12), "82 columns, 1000 parameters: 12 rows");
+            assert_eq!(small.concat(), rows);
         }
     }
 
