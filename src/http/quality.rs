@@ -162,12 +162,20 @@ pub(crate) async fn put_mute(
     Path(app_id): Path<i64>,
     Json(mute): Json<MuteRequest>,
 ) -> Result<Json<Vec<StoredMute>>, ApiError> {
+    set_mute(&state, &auth.key.name, app_id, &mute, true).await
+}
+
+async fn set_mute(
+    state: &AppState,
+    by: &str,
+    app_id: i64,
+    mute: &MuteRequest,
+    muted: bool,
+) -> Result<Json<Vec<StoredMute>>, ApiError> {
     let now = state.clock.now_ms();
-    let store = state.store.as_ref();
     let network = mute.ad_network_id.as_deref();
-    Ok(Json(
-        quality::set_mute(store, app_id, network, &mute.metric, true, &auth.key.name, now).await?,
-    ))
+    let store = state.store.as_ref();
+    Ok(Json(quality::set_mute(store, app_id, network, &mute.metric, muted, by, now).await?))
 }
 
 /// Unmute a metric of a network (or of every network).
@@ -189,10 +197,5 @@ pub(crate) async fn delete_mute(
     Path(app_id): Path<i64>,
     Json(mute): Json<MuteRequest>,
 ) -> Result<Json<Vec<StoredMute>>, ApiError> {
-    let now = state.clock.now_ms();
-    let store = state.store.as_ref();
-    let network = mute.ad_network_id.as_deref();
-    Ok(Json(
-        quality::set_mute(store, app_id, network, &mute.metric, false, &auth.key.name, now).await?,
-    ))
+    set_mute(&state, &auth.key.name, app_id, &mute, false).await
 }

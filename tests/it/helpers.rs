@@ -140,6 +140,15 @@ async fn admin_pool() -> sqlx::PgPool {
         .unwrap_or_else(|e| panic!("PostgreSQL at TEST_POSTGRES_URL is unreachable: {e}"))
 }
 
+/// Drop what earlier test runs left: every name `list` gives that starts with `skan_test_`.
+async fn drop_stale(admin: &sqlx::PgPool, list: &str, drop: impl Fn(&str) -> String) {
+    let names: Vec<(String,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(list.to_owned())).fetch_all(admin).await.unwrap();
+    for (name,) in names.iter().filter(|(n,)| n.starts_with("skan_test_")) {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(drop(name))).execute(admin).await;
+    }
+}
+
 impl TestDb {
     pub(crate) async fn new(backend: Backend) -> Self {
         match backend {
@@ -150,19 +159,12 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = admin_pool().await;
+                // Leftovers of earlier runs (a panicking test does not clean up).
                 PG_CLEANED
-                    .get_or_init(|| async {
-                        // Leftovers of earlier runs (a panicking test does not clean up).
-                        let stale: Vec<(String,)> = sqlx::query_as(
-                            "SELECT datname FROM pg_database WHERE datname LIKE 'skan_test_%'",
-                        )
-                        .fetch_all(&admin)
-                        .await
-                        .unwrap();
-                        for (name,) in stale {
-                            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                        }
+                    .get_or_init(|| {
+                        drop_stale(&admin, "SELECT datname FROM pg_database", |n| {
+                            format!("DROP DATABASE IF EXISTS \"{n}\" WITH (FORCE)")
+                        })
                     })
                     .await;
                 let name = format!(
@@ -185,17 +187,10 @@ impl TestDb {
                 // test schemas quick to create.
                 let admin = citus_pool().await;
                 CITUS_CLEANED
-                    .get_or_init(|| async {
-                        let stale: Vec<(String,)> = sqlx::query_as(
-                            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'skan_test_%'",
-                        )
-                        .fetch_all(&admin)
-                        .await
-                        .unwrap();
-                        for (name,) in stale {
-                            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                        }
+                    .get_or_init(|| {
+                        drop_stale(&admin, "SELECT nspname FROM pg_namespace", |n| {
+                            format!("DROP SCHEMA IF EXISTS \"{n}\" CASCADE")
+                        })
                     })
                     .await;
                 let name = format!(
