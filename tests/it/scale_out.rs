@@ -202,3 +202,90 @@ fn every_statement_that_locks_or_changes_a_distributed_table_names_its_distribut
     }
     assert!(checked >= 12, "the check found the store's statements ({checked})");
 }
+
+/// Apply the migrations before the distribution keys (up to 0010) to `url`, then run `sql`.
+async fn migrate_to_0010_and_run(url: &str, backend: Backend, sql: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let dialect = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+    let source = crate::helpers::repo_path(&format!("migrations/{dialect}"));
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0011" {
+            std::fs::copy(&path, dir.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    if backend == Backend::Sqlite {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for statement in sql {
+            sqlx::query(sqlx::AssertSqlSafe(*statement)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for statement in sql {
+            sqlx::query(sqlx::AssertSqlSafe(*statement)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_existing_database_is_upgraded_in_place_with_nothing_lost() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        // A postback with a receipt, a rejected item's receipt, a destination in a failure run with
+        // a spent token bucket, a delivery and its attempt: rows as the schema before 0011 held them.
+        migrate_to_0010_and_run(&db.url, backend, &[
+            "INSERT INTO postbacks (identity_key, dedup_key, protocol, ad_network_id, app_id, \
+             transaction_id, conversion_window, did_win, outcome, development, values_channel, \
+             first_received_at) VALUES ('k1', 'k1', 'skadnetwork', 'n.skadnetwork', 42, 't1', 0, \
+             TRUE, 'valid', FALSE, 'apple', 1000)",
+            "INSERT INTO receipts (postback_id, received_at, channel, result, raw) \
+             SELECT id, 1000, 'apple', 'accepted', 'x' FROM postbacks",
+            "INSERT INTO receipts (postback_id, received_at, channel, result, raw) \
+             VALUES (NULL, 1001, 'network', 'rejected', 'y')",
+            "INSERT INTO destinations (name, enabled, config, created_at, updated_at, \
+             failing_since, tokens_milli, tokens_at) \
+             VALUES ('partner', TRUE, '{}', 1, 1, 777, 1500, 900)",
+            "INSERT INTO deliveries (destination_id, postback_id, state, next_attempt_at, \
+             created_at, updated_at) SELECT d.id, p.id, 'dead', 5, 5, 5 FROM destinations d, postbacks p",
+            "INSERT INTO delivery_attempts (delivery_id, attempt, trigger, started_at, duration_ms, \
+             url) SELECT id, 1, 'schedule', 6, 7, 'https://partner.example/pb' FROM deliveries",
+        ])
+        .await;
+
+        // The service's own connect applies 0011 and later.
+        let store = db.store().await;
+        let postback = store
+            .list_postbacks(&skan_receiver::store::PostbackQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(postback.app_id, 42);
+        let receipts = store.receipts_in_app(42, postback.id).await.unwrap();
+        assert_eq!(receipts.len(), 1, "{backend:?}: the receipt moved under its app");
+        let destination = store.list_destinations().await.unwrap().remove(0);
+        assert_eq!(destination.failing_since_ms, Some(777), "{backend:?}: the failure run kept");
+        let deliveries = store
+            .list_deliveries(&skan_receiver::store::DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].state, "dead");
+        let attempts = store.delivery_attempts(deliveries[0].id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{backend:?}: the attempt kept its delivery");
+        assert_eq!(store.pending_migrations().await.unwrap(), 0);
+        store.close().await;
+    }
+}
