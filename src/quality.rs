@@ -262,7 +262,8 @@ pub async fn detect_app(
     let elapsed = now_ms.rem_euclid(DAY_MS);
     let (postbacks, _) =
         facts(store, schemas, app_id, today - 1 - rules.baseline_days, today).await?;
-    let mut findings: Vec<Finding> = detect(&day_counts(&postbacks, None), today - 1, false, rules);
+    let whole_days = day_counts(&postbacks, None);
+    let mut findings: Vec<Finding> = detect(&whole_days, today - 1, false, rules);
     findings.extend(detect(&day_counts(&postbacks, Some(elapsed)), today, true, rules));
     let mutes = store.mutes(app_id).await?;
     let mut stored = Vec::new();
@@ -296,8 +297,8 @@ pub async fn detect_app(
         }
     }
     // The last complete day's rates, for dashboards and alert rules outside the service.
-    for ((day, network), counts) in day_counts(&postbacks, None) {
-        if day != today - 1 {
+    for ((day, network), counts) in &whole_days {
+        if *day != today - 1 {
             continue;
         }
         for metric in Metric::ALL {
