@@ -53,6 +53,7 @@ pub fn build_dispatcher(
             poll_interval: settings.dispatch_poll,
             allow_private: settings.allow_private_destinations,
             secret_keys: settings.secret_keys.clone(),
+            console_url: settings.public_url.clone(),
             ..DispatchSettings::default()
         },
     )))

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// lease in the database); 0 turns the schedule off. Default: 900.
     #[arg(long, env = "SKAN_QUALITY_INTERVAL_SECS", value_name = "SECS")]
     pub quality_interval_secs: Option<u64>,
+    /// Where people reach this service (`https://skan.example.com`), for the console links in
+    /// alerts. Default: `http://` and the listen address.
+    #[arg(long, env = "SKAN_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Requests per second each client address may make on Apple's open paths (0: no limit).
     /// Default: 50.
     #[arg(long, env = "SKAN_RATE_LIMIT_PER_IP", value_name = "N")]
@@ -351,6 +355,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How often anomalies are looked for (`None`: never on a schedule).
     pub quality_interval: Option<Duration>,
+    /// Where people reach this service, for links in alerts.
+    pub public_url: String,
     /// Requests per second per client address on Apple's paths (0: unlimited).
     pub rate_limit_per_ip: u32,
     /// Burst per client address on Apple's paths.
@@ -397,6 +403,25 @@ impl DatabaseArgs {
         }
         let file = load_file(self.config.as_deref())?;
         Ok(file.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
+    }
+}
+
+/// `--public-url` checked, else the listen address (what a reader on this machine can open).
+fn public_url(given: Option<&str>, listen: Option<SocketAddr>) -> Result<String, SettingsError> {
+    match given {
+        Some(text) => match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(text.trim_end_matches('/').to_owned())
+            }
+            _ => Err(SettingsError::Invalid {
+                setting: "--public-url",
+                message: format!("{text:?} is not an http:// or https:// URL with a host"),
+            }),
+        },
+        None => Ok(format!(
+            "http://{}",
+            listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+        )),
     }
 }
 
@@ -465,6 +490,7 @@ impl Settings {
             ),
             secret_keys: secret_keys(args.secrets_key_file.as_deref())?,
             header_timeout: Duration::from_secs(args.header_timeout_secs.unwrap_or(10).max(1)),
+            public_url: public_url(args.public_url.as_deref(), args.listen.or(file.listen))?,
             quality_interval: match args.quality_interval_secs.unwrap_or(900) {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),

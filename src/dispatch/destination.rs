@@ -18,8 +18,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::template::{ALERT_MACROS, MACROS, Macros, Template, TemplateError};
 pub use super::template::{BooleanFormat, Formats, MissingPolicy, TimestampFormat};
-use super::template::{MACROS, Template, TemplateError};
 use crate::domain::routing;
 pub use crate::domain::routing::{DestinationFilters, PostbackFacts, RateLimit};
 
@@ -162,11 +162,17 @@ pub struct UrlTemplate {
     pub host: url::Host,
 }
 
-fn template(field: &str, text: &str) -> Result<Template, DestinationError> {
-    Template::parse(text).map_err(|e: TemplateError| invalid(field, e.to_string()))
+fn template(field: &str, text: &str, macros: Macros) -> Result<Template, DestinationError> {
+    Template::parse_in(text, macros).map_err(|e: TemplateError| invalid(field, e.to_string()))
 }
 
 impl DestinationConfig {
+    /// The macros its templates may name: an alert destination's are the anomaly's.
+    #[must_use]
+    pub fn macros(&self) -> Macros {
+        if self.filters.alerts { ALERT_MACROS } else { MACROS }
+    }
+
     /// Check everything and parse the templates.
     ///
     /// # Errors
@@ -176,19 +182,23 @@ impl DestinationConfig {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(invalid("name", "give a name of 1-200 characters"));
         }
-        let url = parse_url(&self.url)?;
+        let macros = self.macros();
+        if self.filters.alerts {
+            check_alert_filters(&self.filters)?;
+        }
+        let url = parse_url(&self.url, macros)?;
         if let Some(body) = &self.body {
             if self.method == Method::Get {
                 return Err(invalid("body", "a GET destination has no body; use method POST"));
             }
             match body {
                 BodyTemplate::Json { template: value } => {
-                    check_json_template(value, "body.template")?
+                    check_json_template(value, "body.template", macros)?
                 }
                 BodyTemplate::Form { template: text } => {
                     for (i, pair) in text.split('&').filter(|p| !p.is_empty()).enumerate() {
                         let (_, value) = pair.split_once('=').unwrap_or((pair, ""));
-                        template(&format!("body.template[{i}]"), value)?;
+                        template(&format!("body.template[{i}]"), value, macros)?;
                     }
                 }
             }
@@ -209,7 +219,7 @@ impl DestinationConfig {
             if value.contains(['\r', '\n']) {
                 return Err(invalid(field, "header values cannot contain line breaks"));
             }
-            headers.push((name.clone(), template(&field, value)?));
+            headers.push((name.clone(), template(&field, value, macros)?));
         }
         let mut keys = Vec::new();
         if let Some(signing) = &self.signing {
@@ -253,7 +263,28 @@ impl DestinationConfig {
     }
 }
 
-fn parse_url(text: &str) -> Result<UrlTemplate, DestinationError> {
+/// An alert destination gets anomalies, which have no window, protocol, outcome or events: a
+/// postback filter there would be silently meaningless, so it is refused.
+fn check_alert_filters(filters: &DestinationFilters) -> Result<(), DestinationError> {
+    let postback_only = [
+        ("windows", !filters.windows.is_empty()),
+        ("protocols", !filters.protocols.is_empty()),
+        ("events", !filters.events.is_empty()),
+        ("include_invalid", filters.include_invalid),
+        ("winning_only", filters.winning_only),
+        ("include_development", filters.include_development),
+    ];
+    match postback_only.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(invalid(
+            format!("filters.{name}"),
+            "an alert destination gets anomalies, not postbacks; only apps and ad_networks \
+             filter them",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_url(text: &str, macros: Macros) -> Result<UrlTemplate, DestinationError> {
     let field = "url";
     let (scheme, rest) = text
         .split_once("://")
@@ -281,7 +312,7 @@ fn parse_url(text: &str) -> Result<UrlTemplate, DestinationError> {
     if path.contains('#') || query.contains('#') {
         return Err(invalid(field, "a fragment is never sent; remove the #"));
     }
-    let path = template(field, if path.is_empty() { "/" } else { path })?;
+    let path = template(field, if path.is_empty() { "/" } else { path }, macros)?;
     let mut params = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -291,21 +322,25 @@ fn parse_url(text: &str) -> Result<UrlTemplate, DestinationError> {
                 format!("query parameter names cannot contain macros ({name:?})"),
             ));
         }
-        params.push((name.to_owned(), template(field, value)?));
+        params.push((name.to_owned(), template(field, value, macros)?));
     }
     Ok(UrlTemplate { origin, path, query: params, host })
 }
 
-fn check_json_template(value: &serde_json::Value, field: &str) -> Result<(), DestinationError> {
+fn check_json_template(
+    value: &serde_json::Value,
+    field: &str,
+    macros: Macros,
+) -> Result<(), DestinationError> {
     match value {
-        serde_json::Value::String(text) => template(field, text).map(|_| ()),
+        serde_json::Value::String(text) => template(field, text, macros).map(|_| ()),
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(i, v)| check_json_template(v, &format!("{field}[{i}]"))),
-        serde_json::Value::Object(map) => {
-            map.iter().try_for_each(|(k, v)| check_json_template(v, &format!("{field}.{k}")))
-        }
+            .try_for_each(|(i, v)| check_json_template(v, &format!("{field}[{i}]"), macros)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_json_template(v, &format!("{field}.{k}"), macros)),
         _ => Ok(()),
     }
 }

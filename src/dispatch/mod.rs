@@ -46,6 +46,8 @@ pub struct DispatchSettings {
     pub instance: String,
     /// Keys sealing signing secrets at rest (none: plaintext).
     pub secret_keys: sealing::SecretKeys,
+    /// Where people reach this service's console, for the links in alerts.
+    pub console_url: String,
 }
 
 impl Default for DispatchSettings {
@@ -55,6 +57,7 @@ impl Default for DispatchSettings {
             allow_private: false,
             instance: instance_name(),
             secret_keys: sealing::SecretKeys::default(),
+            console_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }

@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use super::destination::{BodyTemplate, Destination, Method};
-use super::template::{Formats, MissingPolicy, Template, Values};
+use super::template::{Formats, Macros, MissingPolicy, Template, Values};
 
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -88,7 +88,8 @@ pub fn render(destination: &Destination, values: &Values) -> Render {
     let (body, content_type) = match (&config.body, config.method) {
         (Some(BodyTemplate::Json { template }), Method::Post) => {
             let value =
-                render_json(template, values, formats, policy, &mut skipped).unwrap_or(Value::Null);
+                render_json(template, values, (formats, policy, config.macros()), &mut skipped)
+                    .unwrap_or(Value::Null);
             (Some(value.to_string()), Some("application/json".to_owned()))
         }
         (Some(BodyTemplate::Form { template }), Method::Post) => {
@@ -97,7 +98,7 @@ pub fn render(destination: &Destination, values: &Values) -> Render {
                 .filter(|p| !p.is_empty())
                 .filter_map(|pair| {
                     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    Template::parse(value).ok().map(|t| (name.to_owned(), t))
+                    Template::parse_in(value, config.macros()).ok().map(|t| (name.to_owned(), t))
                 })
                 .collect();
             let body = render_pairs(&pairs, values, formats, policy, &mut skipped);
@@ -150,13 +151,15 @@ fn render_pairs(
 fn render_json(
     template: &Value,
     values: &Values,
-    formats: Formats,
-    policy: MissingPolicy,
+    how: (Formats, MissingPolicy, Macros),
     skipped: &mut Vec<&'static str>,
 ) -> Option<Value> {
+    let (formats, policy, macros) = how;
     match template {
         Value::String(text) => {
-            let Ok(parsed) = Template::parse(text) else { return Some(template.clone()) };
+            let Ok(parsed) = Template::parse_in(text, macros) else {
+                return Some(template.clone());
+            };
             if let Some(name) = parsed.single_macro() {
                 return match values.get(name) {
                     Some(value) => Some(value.json(formats)),
@@ -176,13 +179,11 @@ fn render_json(
             Some(Value::String(rendered.text))
         }
         Value::Array(items) => Some(Value::Array(
-            items.iter().filter_map(|v| render_json(v, values, formats, policy, skipped)).collect(),
+            items.iter().filter_map(|v| render_json(v, values, how, skipped)).collect(),
         )),
         Value::Object(map) => Some(Value::Object(
             map.iter()
-                .filter_map(|(k, v)| {
-                    render_json(v, values, formats, policy, skipped).map(|v| (k.clone(), v))
-                })
+                .filter_map(|(k, v)| render_json(v, values, how, skipped).map(|v| (k.clone(), v)))
                 .collect(),
         )),
         other => Some(other.clone()),
@@ -232,6 +233,38 @@ mod tests {
         assert_eq!(Template::parse("a}b"), Err(TemplateError::Unbalanced(1)));
         let literal = Template::parse("{{app_id}}").unwrap();
         assert_eq!(literal.render(&values(), Formats::default(), str::to_owned).text, "{app_id}");
+    }
+
+    #[test]
+    fn an_alert_destination_takes_alert_macros_only_and_no_postback_filters() {
+        let alert = |doc: serde_json::Value| {
+            serde_json::from_value::<DestinationConfig>(doc).unwrap().validate()
+        };
+        let d = alert(json!({
+            "name": "n", "method": "POST", "url": "https://p.example/?m={metric}",
+            "body": {"format": "json", "template": {"text": "{summary}", "seen": "{observed}"}},
+            "filters": {"alerts": true}
+        }))
+        .unwrap();
+        let mut v = Values::new();
+        v.insert("metric", MacroValue::Str("postbacks".to_owned()));
+        v.insert("summary", MacroValue::Str("fell".to_owned()));
+        v.insert("observed", MacroValue::Float(2.5));
+        let sent = request(render(&d, &v));
+        assert_eq!(sent.url, "https://p.example/?m=postbacks");
+        let body: serde_json::Value = serde_json::from_str(&sent.body.unwrap()).unwrap();
+        assert_eq!(body, json!({"text": "fell", "seen": 2.5}));
+        let postback_macro = alert(json!({"name": "n", "url": "https://p.example/?v={fine_value}",
+                                          "filters": {"alerts": true}}))
+        .unwrap_err();
+        assert_eq!(postback_macro.field, "url");
+        assert!(postback_macro.message.contains("unknown macro {fine_value}"));
+        let postback_filter = alert(json!({"name": "n", "url": "https://p.example/",
+                                           "filters": {"alerts": true, "windows": [0]}}))
+        .unwrap_err();
+        assert_eq!(postback_filter.field, "filters.windows");
+        // And a postback destination does not know the alert macros.
+        assert!(alert(json!({"name": "n", "url": "https://p.example/?m={metric}"})).is_err());
     }
 
     #[test]
@@ -317,10 +350,17 @@ mod documentation {
     #[test]
     fn the_readme_lists_every_macro() {
         let readme = include_str!("../../README.md");
+        let alerts = &readme[readme.find("### Alert macros").expect("an alert macros section")..];
         for (name, _) in super::super::template::MACROS {
             assert!(
                 readme.contains(&format!("| `{{{name}}}` |")),
                 "README.md does not list {{{name}}}"
+            );
+        }
+        for (name, _) in super::super::template::ALERT_MACROS {
+            assert!(
+                alerts.contains(&format!("| `{{{name}}}` |")),
+                "README.md's alert macros do not list {{{name}}}"
             );
         }
     }

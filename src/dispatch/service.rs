@@ -383,6 +383,14 @@ impl Dispatcher {
     ) -> Result<PreviewView, DispatchError> {
         let stored = self.stored_destination(destination_id).await?;
         let destination = self.parse(&stored)?;
+        if destination.config.filters.alerts {
+            return Err(DispatchError::Invalid(DestinationError {
+                field: "postback_id".to_owned(),
+                message: "an alert destination sends anomalies, not postbacks; use test-send \
+                          to see an alert"
+                    .to_owned(),
+            }));
+        }
         let Some(postback) = self.store.postback(postback_id).await? else {
             return Err(not_found("postback", postback_id));
         };
@@ -391,7 +399,12 @@ impl Dispatcher {
             None => "dlv_preview".to_owned(),
         };
         let prepared = self
-            .prepare(&destination, (postback.app_id, postback_id), &key, self.clock.now_ms() / 1000)
+            .prepare(
+                &destination,
+                super::worker::Subject::Postback { app_id: postback.app_id, id: postback_id },
+                &key,
+                self.clock.now_ms() / 1000,
+            )
             .await?;
         Ok(match prepared {
             Prepared::Send(request) => {
@@ -412,11 +425,16 @@ impl Dispatcher {
         let stored = self.stored_destination(destination_id).await?;
         let destination = self.parse(&stored)?;
         let now = self.clock.now();
-        let sample = sample_postback(&destination, now.timestamp_millis());
-        let decoded = self.schemas.decode_postback(&sample).await.ok();
-        let raw = sample_raw(&sample);
         let key = format!("dlv_test_{}", now.timestamp_millis());
-        let values = values::values(&sample, decoded.as_ref(), &key, &raw);
+        let values = if destination.config.filters.alerts {
+            let sample = sample_anomaly(&destination, now.timestamp_millis());
+            values::alert_values(&sample, &key, &self.settings.console_url)
+        } else {
+            let sample = sample_postback(&destination, now.timestamp_millis());
+            let decoded = self.schemas.decode_postback(&sample).await.ok();
+            let raw = sample_raw(&sample);
+            values::values(&sample, decoded.as_ref(), &key, &raw)
+        };
         let (shown, outgoing) = match build_request(&destination, &values, &key, now.timestamp()) {
             Prepared::Send(request) => *request,
             Prepared::Skip(reason) => {
@@ -519,7 +537,15 @@ impl Dispatcher {
         to_ms: i64,
         resend_delivered: bool,
     ) -> Result<ReplayCounts, DispatchError> {
-        self.stored_destination(destination_id).await?;
+        let stored = self.stored_destination(destination_id).await?;
+        if self.parse(&stored)?.config.filters.alerts {
+            return Err(DispatchError::Invalid(DestinationError {
+                field: "destination_id".to_owned(),
+                message: "an alert destination gets anomalies, not postbacks: there is nothing \
+                          to replay to it"
+                    .to_owned(),
+            }));
+        }
         if to_ms <= from_ms {
             return Err(DispatchError::Invalid(DestinationError {
                 field: "to".to_owned(),
@@ -637,6 +663,36 @@ async fn check_public(host: &url::Host) -> Result<(), DestinationError> {
 }
 
 /// A plausible SKAdNetwork 4.0 postback for test sends, shaped by the destination's filters.
+/// An example anomaly for a test send: yesterday's postbacks from the destination's first network
+/// fell to a fifth of the usual.
+fn sample_anomaly(destination: &Destination, now_ms: i64) -> crate::store::StoredAnomaly {
+    let filters = &destination.config.filters;
+    let day = now_ms.div_euclid(86_400_000) - 1;
+    crate::store::StoredAnomaly {
+        id: 0,
+        app_id: filters.apps.first().copied().unwrap_or(525_463_029),
+        ad_network_id: filters
+            .ad_networks
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "example123.skadnetwork".to_owned()),
+        metric: "postbacks".to_owned(),
+        day,
+        expected: 1_000.0,
+        expected_low: 880.0,
+        expected_high: 1_120.0,
+        observed: 200.0,
+        score: 13.3,
+        baseline_from: day - 28,
+        baseline_to: day - 1,
+        baseline_days: 28,
+        partial_day: false,
+        detected_at: now_ms,
+        acknowledged_at: None,
+        acknowledged_by: None,
+    }
+}
+
 fn sample_postback(destination: &Destination, now_ms: i64) -> StoredPostback {
     let filters = &destination.config.filters;
     let app_id = filters.apps.first().copied().unwrap_or(525_463_029);

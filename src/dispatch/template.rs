@@ -53,6 +53,32 @@ pub static MACROS: &[(&str, &str)] = &[
     ("raw_postback_base64", "the postback as received, base64"),
 ];
 
+/// A set of macros: name and what it holds.
+pub type Macros = &'static [(&'static str, &'static str)];
+
+/// The macros of an alert destination (`"filters": {"alerts": true}`): one anomaly each.
+pub static ALERT_MACROS: &[(&str, &str)] = &[
+    ("anomaly_id", "id of the stored anomaly"),
+    ("delivery_id", "stable id of this delivery (also the idempotency key)"),
+    ("app_id", "App Store ID of the app"),
+    ("ad_network_id", "ad network ID"),
+    ("metric", "the metric that left its usual range (see Data quality)"),
+    ("metric_label", "the metric in words"),
+    ("day", "the day judged, YYYY-MM-DD (UTC)"),
+    ("expected", "the baseline's expectation for the day"),
+    ("expected_low", "lowest usual value"),
+    ("expected_high", "highest usual value"),
+    ("observed", "the value observed"),
+    ("score", "robust score (distance from the median in MADs; the divergence for shifts)"),
+    ("baseline_from", "first day of the baseline, YYYY-MM-DD"),
+    ("baseline_to", "last day of the baseline, YYYY-MM-DD"),
+    ("baseline_days", "baseline days with data"),
+    ("partial_day", "judged while the day was still receiving postbacks (boolean)"),
+    ("detected_at", "when it was found (timestamp format)"),
+    ("summary", "one sentence saying all of the above, for chat webhooks"),
+    ("link", "the app's Data quality screen in the console"),
+];
+
 /// A macro's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MacroValue {
@@ -133,11 +159,19 @@ pub struct Template {
 }
 
 impl Template {
-    /// Parse `text`.
+    /// Parse `text` with the postback macros.
     ///
     /// # Errors
     /// [`TemplateError`] for an unknown macro or an unbalanced brace.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_in(text, MACROS)
+    }
+
+    /// Parse `text`, allowing the macros of `known`.
+    ///
+    /// # Errors
+    /// [`TemplateError`] for an unknown macro or an unbalanced brace.
+    pub fn parse_in(text: &str, known: Macros) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let bytes = text.as_bytes();
@@ -155,19 +189,19 @@ impl Template {
                 b'{' => {
                     let end = text[i + 1..].find('}').ok_or(TemplateError::Unbalanced(i))? + i + 1;
                     let name = &text[i + 1..end];
-                    let known =
-                        MACROS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n).ok_or_else(
+                    let macro_name =
+                        known.iter().find(|(n, _)| *n == name).map(|(n, _)| *n).ok_or_else(
                             || {
                                 TemplateError::UnknownMacro(
                                     name.to_owned(),
-                                    MACROS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                                    known.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
                                 )
                             },
                         )?;
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
                     }
-                    pieces.push(Piece::Macro(known));
+                    pieces.push(Piece::Macro(macro_name));
                     i = end + 1;
                 }
                 b'}' => return Err(TemplateError::Unbalanced(i)),

@@ -1,12 +1,74 @@
-//! The macro values of one delivery: the stored postback, its decoding and the delivery. Pure.
+//! The macro values of one delivery: the stored postback, its decoding and the delivery, or the
+//! anomaly of an alert. Pure.
 
 use base64::Engine as _;
 use chrono::DateTime;
 
 use super::template::{MacroValue, Values};
+use crate::domain::quality::Metric;
 use crate::schema::{DecodeStatus, Decoded};
 use crate::skan::day_from_number;
-use crate::store::StoredPostback;
+use crate::store::{StoredAnomaly, StoredPostback};
+
+/// Everything an alert template may use for one anomaly; `console_url` is where the console is
+/// served (`https://receiver.example`), for the link.
+#[must_use]
+pub fn alert_values(anomaly: &StoredAnomaly, delivery_key: &str, console_url: &str) -> Values {
+    let day = |n: i64| MacroValue::Str(day_from_number(n).to_string());
+    let metric = Metric::from_name(&anomaly.metric);
+    let label: &str = match metric {
+        Some(m) => m.label(),
+        None => &anomaly.metric,
+    };
+    let show = |x: f64| metric.map_or_else(|| format!("{x:.3}"), |m| m.show(x));
+    let mut v = Values::new();
+    v.insert("anomaly_id", MacroValue::Int(anomaly.id));
+    v.insert("delivery_id", MacroValue::Str(delivery_key.to_owned()));
+    v.insert("app_id", MacroValue::Int(anomaly.app_id));
+    v.insert("ad_network_id", MacroValue::Str(anomaly.ad_network_id.clone()));
+    v.insert("metric", MacroValue::Str(anomaly.metric.clone()));
+    v.insert("metric_label", MacroValue::Str(label.to_owned()));
+    v.insert("day", day(anomaly.day));
+    v.insert("expected", MacroValue::Float(anomaly.expected));
+    v.insert("expected_low", MacroValue::Float(anomaly.expected_low));
+    v.insert("expected_high", MacroValue::Float(anomaly.expected_high));
+    v.insert("observed", MacroValue::Float(anomaly.observed));
+    v.insert("score", MacroValue::Float(anomaly.score));
+    v.insert("baseline_from", day(anomaly.baseline_from));
+    v.insert("baseline_to", day(anomaly.baseline_to));
+    v.insert("baseline_days", MacroValue::Int(anomaly.baseline_days));
+    v.insert("partial_day", MacroValue::Bool(anomaly.partial_day));
+    if let Some(at) = DateTime::from_timestamp_millis(anomaly.detected_at) {
+        v.insert("detected_at", MacroValue::Time(at));
+    }
+    let day_text = day_from_number(anomaly.day);
+    v.insert(
+        "summary",
+        MacroValue::Str(format!(
+            "App {app}, {network}: {label} was {observed} on {day_text}{so_far}; usually \
+             {low} to {high} (expected {expected}, from {days} days since {from}).",
+            app = anomaly.app_id,
+            network = anomaly.ad_network_id,
+            observed = show(anomaly.observed),
+            so_far = if anomaly.partial_day { " so far" } else { "" },
+            low = show(anomaly.expected_low),
+            high = show(anomaly.expected_high),
+            expected = show(anomaly.expected),
+            days = anomaly.baseline_days,
+            from = day_from_number(anomaly.baseline_from),
+        )),
+    );
+    let from = day_from_number(anomaly.day - 27);
+    v.insert(
+        "link",
+        MacroValue::Str(format!(
+            "{}/ui/#/quality?app_id={}&from={from}&to={day_text}",
+            console_url.trim_end_matches('/'),
+            anomaly.app_id
+        )),
+    );
+    v
+}
 
 /// Everything a template may use for one delivery.
 #[must_use]

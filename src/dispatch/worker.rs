@@ -61,6 +61,17 @@ pub struct RunOutcome {
     pub skipped: usize,
 }
 
+/// What a delivery is about.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Subject {
+    /// A stored postback.
+    Postback { app_id: i64, id: i64 },
+    /// An anomaly, for an alert destination.
+    Anomaly { app_id: i64, id: i64 },
+    /// Neither (the database's check forbids it).
+    Nothing,
+}
+
 /// What a delivery turns into before sending.
 pub(super) enum Prepared {
     /// Send this.
@@ -320,10 +331,12 @@ impl Dispatcher {
     ) -> Option<(Completion, &'static str)> {
         let key = format!("dlv_{}", claimed.id);
         let started_at_ms = now();
-        let prepared = match self
-            .prepare(destination, (claimed.app_id, claimed.postback_id), &key, started_at_ms / 1000)
-            .await
-        {
+        let subject = match (claimed.postback_id, claimed.anomaly_id) {
+            (Some(id), _) => Subject::Postback { app_id: claimed.app_id, id },
+            (None, Some(id)) => Subject::Anomaly { app_id: claimed.app_id, id },
+            (None, None) => Subject::Nothing,
+        };
+        let prepared = match self.prepare(destination, subject, &key, started_at_ms / 1000).await {
             Ok(prepared) => prepared,
             Err(err) => {
                 tracing::warn!(delivery = key, error = %err, "cannot prepare delivery");
@@ -428,16 +441,28 @@ impl Dispatcher {
         Some((completion, outcome))
     }
 
-    /// Everything before sending: load the postback, decode it, apply the events filter, render
-    /// and sign.
+    /// Everything before sending: load the postback (decode it, apply the events filter) or the
+    /// anomaly, render and sign.
     pub(super) async fn prepare(
         &self,
         destination: &Destination,
-        postback: (i64, i64),
+        subject: Subject,
         key: &str,
         timestamp_s: i64,
     ) -> Result<Prepared, DispatchError> {
-        let (app_id, postback_id) = postback;
+        let (app_id, postback_id) = match subject {
+            Subject::Postback { app_id, id } => (app_id, id),
+            Subject::Anomaly { app_id, id } => {
+                let Some(anomaly) = self.store.anomaly(app_id, id).await? else {
+                    return Ok(Prepared::Skip(format!("anomaly {id} is no longer stored")));
+                };
+                let values = values::alert_values(&anomaly, key, &self.settings.console_url);
+                return Ok(build_request(destination, &values, key, timestamp_s));
+            }
+            Subject::Nothing => {
+                return Ok(Prepared::Skip("the delivery names no postback or anomaly".to_owned()));
+            }
+        };
         let Some(postback) = self.store.postback_in_app(app_id, postback_id).await? else {
             return Ok(Prepared::Skip(format!("postback {postback_id} is no longer stored")));
         };

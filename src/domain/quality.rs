@@ -352,6 +352,31 @@ impl Metric {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == name)
     }
+
+    /// The metric in words, as the console and alerts say it.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Postbacks => "postbacks received",
+            Self::CopiesPerPostback => "copies per postback",
+            Self::InvalidRate => "invalid signatures",
+            Self::UnverifiableRate => "unverifiable postbacks",
+            Self::NullValueRate => "winning postbacks without a value",
+            Self::UnmappedRate => "values the schema does not map",
+            Self::UnsignedMismatchRate => "copies disagreeing on values",
+            Self::FineValueShift => "fine-value distribution (Jensen-Shannon distance)",
+        }
+    }
+
+    /// A value of this metric for people: a count, a percentage or a distance.
+    #[must_use]
+    pub fn show(self, value: f64) -> String {
+        match self {
+            Self::Postbacks => format!("{value:.0}"),
+            Self::CopiesPerPostback | Self::FineValueShift => format!("{value:.2}"),
+            _ => format!("{:.1} %", value * 100.0),
+        }
+    }
 }
 
 /// A day that left its network's usual range.

@@ -35,6 +35,10 @@ pub struct DestinationFilters {
     /// the schema in effect then; others are marked `skipped`).
     #[serde(default)]
     pub events: Vec<String>,
+    /// An alert destination: it gets the anomalies data-quality monitoring finds (for the apps
+    /// and ad networks of the two filters above), and no postbacks.
+    #[serde(default)]
+    pub alerts: bool,
 }
 
 /// What the write-time filters look at in a postback.
@@ -62,7 +66,8 @@ impl DestinationFilters {
     /// sending.
     #[must_use]
     pub fn admits(&self, p: &PostbackFacts<'_>) -> bool {
-        (self.apps.is_empty() || self.apps.contains(&p.app_id))
+        !self.alerts
+            && (self.apps.is_empty() || self.apps.contains(&p.app_id))
             && (self.ad_networks.is_empty()
                 || self.ad_networks.iter().any(|n| n == p.ad_network_id))
             && (self.windows.is_empty() || self.windows.contains(&p.window))
@@ -70,6 +75,14 @@ impl DestinationFilters {
             && (self.include_invalid || p.outcome == "valid")
             && (!self.winning_only || p.did_win)
             && (self.include_development || !p.development)
+    }
+
+    /// Whether an anomaly of this app and network gets an alert delivery to this destination.
+    #[must_use]
+    pub fn admits_anomaly(&self, app_id: i64, ad_network_id: &str) -> bool {
+        self.alerts
+            && (self.apps.is_empty() || self.apps.contains(&app_id))
+            && (self.ad_networks.is_empty() || self.ad_networks.iter().any(|n| n == ad_network_id))
     }
 }
 
@@ -171,6 +184,32 @@ pub fn failing_too_long(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alert_destination_gets_anomalies_of_its_apps_and_networks_and_no_postbacks() {
+        let facts = PostbackFacts {
+            app_id: 1,
+            ad_network_id: "net.a",
+            window: 0,
+            protocol: "skadnetwork",
+            outcome: "valid",
+            did_win: true,
+            development: false,
+        };
+        let postbacks = DestinationFilters::default();
+        assert!(postbacks.admits(&facts));
+        assert!(!postbacks.admits_anomaly(1, "net.a"));
+        let alerts = DestinationFilters {
+            alerts: true,
+            apps: vec![1],
+            ad_networks: vec!["net.a".to_owned()],
+            ..DestinationFilters::default()
+        };
+        assert!(!alerts.admits(&facts));
+        assert!(alerts.admits_anomaly(1, "net.a"));
+        assert!(!alerts.admits_anomaly(2, "net.a"));
+        assert!(!alerts.admits_anomaly(1, "net.b"));
+    }
 
     #[test]
     fn a_run_of_failures_disables_only_once_it_is_long_enough() {

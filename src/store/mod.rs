@@ -636,9 +636,13 @@ pub trait QualityStore: Send + Sync + fmt::Debug {
         since_ms: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
-    /// Store an anomaly unless its app, network, metric and day have one: its id when stored by
-    /// this call (so exactly one receiver alerts).
+    /// Store an anomaly unless its app, network, metric and day have one, with a delivery for
+    /// each alert destination admitting it: its id when stored by this call (so exactly one
+    /// receiver alerts).
     async fn insert_anomaly(&self, anomaly: &StoredAnomaly) -> Result<Option<i64>, StoreError>;
+
+    /// One anomaly of an app.
+    async fn anomaly(&self, app_id: i64, id: i64) -> Result<Option<StoredAnomaly>, StoreError>;
 
     /// An app's anomalies of a day range, newest first.
     async fn anomalies(

@@ -10,7 +10,7 @@
 
 use sqlx::{FromRow, QueryBuilder, Row as _, Transaction};
 
-use super::{NewPostback, StoreError, StoredPostback};
+use super::{NewPostback, StoreError, StoredAnomaly, StoredPostback};
 use crate::domain::routing::{DeliveryRules, PostbackFacts};
 
 /// Where a delivery stands.
@@ -95,8 +95,10 @@ pub struct StoredDestination {
 pub struct ClaimedDelivery {
     /// Delivery id (the idempotency key is derived from it).
     pub id: i64,
-    /// The postback to send.
-    pub postback_id: i64,
+    /// The postback to send, or
+    pub postback_id: Option<i64>,
+    /// the anomaly to alert about.
+    pub anomaly_id: Option<i64>,
     /// Its app (so it is read from one shard on a distributed database).
     pub app_id: i64,
     /// This attempt's number in the current cycle, 1 for the first.
@@ -206,8 +208,12 @@ pub struct StoredDelivery {
     pub id: i64,
     /// Destination.
     pub destination_id: i64,
-    /// Postback.
-    pub postback_id: i64,
+    /// The postback sent (none for an alert).
+    pub postback_id: Option<i64>,
+    /// The anomaly alerted about (alert destinations only).
+    pub anomaly_id: Option<i64>,
+    /// The app of the postback or anomaly.
+    pub app_id: i64,
     /// `pending`, `delivered`, `dead` or `skipped`.
     pub state: String,
     /// Attempts in the current cycle.
@@ -346,9 +352,9 @@ const SELECT_DESTINATION: &str = "SELECT d.id, d.name, d.enabled, d.config, d.di
      d.disabled_at, s.failing_since, d.created_at, d.updated_at \
      FROM destinations d LEFT JOIN destination_state s ON s.destination_id = d.id";
 
-const DELIVERY_COLUMNS: &str = "id, destination_id, postback_id, state, attempts, manual, \
-     next_attempt_at, lease_expires_at, last_status, last_error, created_at, updated_at, \
-     delivered_at";
+const DELIVERY_COLUMNS: &str = "id, destination_id, postback_id, anomaly_id, app_id, state, \
+     attempts, manual, next_attempt_at, lease_expires_at, last_status, last_error, created_at, \
+     updated_at, delivered_at";
 
 /// A lease lasts twice the destination's timeout plus this: time to send and record the result.
 const LEASE_MARGIN_MS: i64 = 1_000;
@@ -405,6 +411,43 @@ super::sql::sql_impl! {
             Self::insert_deliveries(tx, chunk).await?;
         }
         Ok(())
+    }
+
+    /// Create the alert deliveries of an anomaly stored in this transaction, one per enabled
+    /// alert destination whose filters admit its app and network.
+    pub(crate) async fn enqueue_alerts(
+        tx: &mut Transaction<'static, DB>,
+        anomaly: &StoredAnomaly,
+        anomaly_id: i64,
+    ) -> Result<u64, StoreError> {
+        let routes: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, config FROM destinations WHERE enabled = TRUE ORDER BY id")
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut created = 0;
+        for (destination_id, config) in &routes {
+            let config: DeliveryRules =
+                serde_json::from_str(config).map_err(|e| corrupt_config(*destination_id, &e))?;
+            if !config.filters.admits_anomaly(anomaly.app_id, &anomaly.ad_network_id) {
+                continue;
+            }
+            let at_ms = anomaly.detected_at;
+            created += DB::rows_affected(
+                &sqlx::query(
+                    "INSERT INTO deliveries (destination_id, anomaly_id, app_id, state, \
+                     next_attempt_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'pending', $4, $4, $4) \
+                     ON CONFLICT (destination_id, anomaly_id) DO NOTHING",
+                )
+                .bind(*destination_id)
+                .bind(anomaly_id)
+                .bind(anomaly.app_id)
+                .bind(at_ms)
+                .execute(&mut **tx)
+                .await?,
+            );
+        }
+        Ok(created)
     }
 
     /// Insert pending deliveries, ignoring ones that exist.
@@ -600,7 +643,7 @@ super::sql::sql_impl! {
             return Ok(Claim { destination: Some(destination), deliveries: Vec::new(), wait_ms });
         }
         let mut q = QueryBuilder::<DB>::new(
-            "SELECT id, postback_id, attempts, manual, app_id FROM deliveries \
+            "SELECT id, postback_id, attempts, manual, app_id, anomaly_id FROM deliveries \
              WHERE destination_id = ",
         );
         q.push_bind(destination_id);
@@ -617,6 +660,7 @@ super::sql::sql_impl! {
             deliveries.push(ClaimedDelivery {
                 id: row.try_get(0)?,
                 postback_id: row.try_get(1)?,
+                anomaly_id: row.try_get(5)?,
                 app_id: row.try_get(4)?,
                 attempt: attempts + 1,
                 manual: row.try_get(3)?,

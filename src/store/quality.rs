@@ -150,7 +150,7 @@ super::sql::sql_impl! {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT destination_id, postback_id, delivered_at FROM deliveries \
-             WHERE app_id = $1 AND created_at >= $2",
+             WHERE app_id = $1 AND created_at >= $2 AND postback_id IS NOT NULL",
         )
         .bind(app_id)
         .bind(since_ms)
@@ -158,12 +158,14 @@ super::sql::sql_impl! {
         .await?)
     }
 
-    /// Store an anomaly unless one is stored for its app, network, metric and day; its id when
-    /// this call stored it.
+    /// Store an anomaly unless one is stored for its app, network, metric and day, with its
+    /// alert deliveries in the same transaction (so receivers finding it together alert once);
+    /// its id when this call stored it.
     pub(crate) async fn insert_anomaly(
         &self,
         a: &StoredAnomaly,
     ) -> Result<Option<i64>, StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
         let id: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO anomalies (app_id, ad_network_id, metric, day, expected, expected_low, \
              expected_high, observed, score, baseline_from, baseline_to, baseline_days, \
@@ -185,9 +187,24 @@ super::sql::sql_impl! {
         .bind(a.baseline_days)
         .bind(a.partial_day)
         .bind(a.detected_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(id.map(|(id,)| id))
+        let Some((id,)) = id else { return Ok(None) };
+        Self::enqueue_alerts(&mut tx, a, id).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    pub(crate) async fn anomaly(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> Result<Option<StoredAnomaly>, StoreError> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {ANOMALY_COLUMNS} FROM anomalies WHERE app_id = "
+        ));
+        q.push_bind(app_id).push(" AND id = ").push_bind(id);
+        Ok(q.build_query_as::<StoredAnomaly>().fetch_optional(&self.pool).await?)
     }
 
     pub(crate) async fn anomalies(

@@ -580,6 +580,13 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::store::StoredAnomaly>, $crate::store::StoreError> {
                 Self::anomalies(self, app_id, from_day, to_day).await
             }
+            async fn anomaly(
+                &self,
+                app_id: i64,
+                id: i64,
+            ) -> Result<Option<$crate::store::StoredAnomaly>, $crate::store::StoreError> {
+                Self::anomaly(self, app_id, id).await
+            }
             async fn acknowledge_anomaly(
                 &self,
                 app_id: i64,

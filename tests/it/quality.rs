@@ -1,6 +1,6 @@
 //! Data quality end to end: five weeks of history imported with their original arrival times,
 //! then a day with three planted anomalies; the quality report, detection by two receivers at
-//! once, acknowledgement and mutes.
+//! once, the alerts they send, acknowledgement and mutes.
 
 use std::sync::Arc;
 
@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use skan_receiver::clock::{Clock as _, ManualClock};
 use skan_receiver::store::Role;
 
-use crate::helpers::{Spec, TestApp, each_backend};
+use crate::helpers::{Spec, TestApp, each_backend, repo_path};
+use crate::partner::Partner;
 
 const APP: u64 = 781;
 const NETWORKS: [&str; 3] = ["a.skadnetwork", "b.skadnetwork", "c.skadnetwork"];
@@ -99,13 +100,53 @@ async fn planted_anomalies_are_found_once_and_normal_days_raise_nothing() {
     for db in each_backend().await {
         // Six in the morning of the day before the planted one.
         let clock = Arc::new(ManualClock::new("2026-11-09T06:00:00Z".parse().unwrap()));
-        let first = TestApp::spawn_with_clock(&db, Arc::clone(&clock)).await;
-        let second = TestApp::spawn_with_clock(&db, Arc::clone(&clock)).await;
+        // Two receivers, each with its dispatcher running, reaching the partner on loopback.
+        let receiver = || {
+            TestApp::spawn_full(&db, clock.clone(), |s| {
+                s.keys = Some(repo_path("testdata/keys"));
+                s.allow_private_destinations = true;
+                s.dispatch_poll = std::time::Duration::from_millis(50);
+                s.public_url = "https://skan.example".to_owned();
+            })
+        };
+        let first = receiver().await;
+        let second = receiver().await;
         let admin = first.key(Role::Admin).await;
         let viewer = first.key(Role::Viewer).await;
         let editor = first.key(Role::Editor).await;
+        let partner = Partner::start().await;
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let destination = json!({
+            "name": "quality alerts",
+            "method": "POST",
+            "url": format!("{}/alerts?app={{app_id}}", partner.url),
+            "body": {"format": "json", "template": {
+                "text": "{summary}", "metric": "{metric}", "network": "{ad_network_id}",
+                "day": "{day}", "observed": "{observed}", "expected_low": "{expected_low}",
+                "expected_high": "{expected_high}", "score": "{score}", "link": "{link}",
+                "anomaly": "{anomaly_id}"
+            }},
+            "signing": {"secrets": [secret]},
+            "filters": {"alerts": true, "apps": [APP]}
+        });
+        let created = first
+            .client
+            .post(first.url("/v1/destinations"))
+            .bearer_auth(&admin)
+            .json(&destination)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let alerts_id =
+            created.json::<Value>().await.unwrap()["destination"]["id"].as_i64().unwrap();
         let start = (planted() - Duration::days(36)).and_hms_opt(0, 0, 0).unwrap().and_utc();
         import(&first, &admin, start, clock.now()).await;
+        // An alert destination gets no postbacks.
+        let (status, owed) =
+            first.get_json(&admin, &format!("/v1/deliveries?destination={alerts_id}")).await;
+        assert_eq!(status, 200, "{owed}");
+        assert_eq!(owed["items"], json!([]), "{:?}", db.backend);
 
         // (d) The last complete day is normal, and the day in progress (six hours in) is judged
         // on the same six hours of its baseline: nothing is raised.
@@ -141,16 +182,64 @@ async fn planted_anomalies_are_found_once_and_normal_days_raise_nothing() {
             .map(|a| (a.ad_network_id.clone(), a.metric.as_str().to_owned()))
             .collect();
         stored.sort();
+        let planted_anomalies = vec![
+            ("a.skadnetwork".to_owned(), "invalid_rate".to_owned()),
+            ("b.skadnetwork".to_owned(), "postbacks".to_owned()),
+            ("c.skadnetwork".to_owned(), "fine_value_shift".to_owned()),
+        ];
         assert_eq!(
-            stored,
-            vec![
-                ("a.skadnetwork".to_owned(), "invalid_rate".to_owned()),
-                ("b.skadnetwork".to_owned(), "postbacks".to_owned()),
-                ("c.skadnetwork".to_owned(), "fine_value_shift".to_owned()),
-            ],
+            stored, planted_anomalies,
             "{:?}: each planted anomaly once, with its metric and network, and nothing else",
             db.backend
         );
+
+        // Each anomaly reaches the alert destination once, signed, though both receivers'
+        // dispatchers are running.
+        let seen = partner.wait_for(30, "three alerts", |seen| seen.len() >= 3).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let seen_after = partner.seen();
+        assert_eq!(seen_after.len(), 3, "{:?}: {seen_after:#?}", db.backend);
+        let mut alerted: Vec<(String, String)> = seen
+            .iter()
+            .map(|s| {
+                let body = s.json();
+                (
+                    body["network"].as_str().unwrap().to_owned(),
+                    body["metric"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        alerted.sort();
+        assert_eq!(alerted, planted_anomalies);
+        let drop_alert = seen.iter().find(|s| s.json()["metric"] == "postbacks").unwrap();
+        let body = drop_alert.json();
+        assert_eq!(drop_alert.target, format!("/alerts?app={APP}"));
+        assert_eq!(body["day"], "2026-11-10");
+        assert!(body["observed"].as_f64().unwrap() < body["expected_low"].as_f64().unwrap());
+        assert_eq!(
+            body["link"],
+            format!("https://skan.example/ui/#/quality?app_id={APP}&from=2026-10-14&to=2026-11-10")
+        );
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(&format!("App {APP}, b.skadnetwork: postbacks received was ")),
+            "{text}"
+        );
+        assert!(text.contains("on 2026-11-10; usually "), "{text}");
+        let key = drop_alert.headers["webhook-id"].clone();
+        assert!(key.starts_with("dlv_"), "{key}");
+        let expected_signature = skan_receiver::dispatch::signing::sign(
+            &[skan_receiver::dispatch::signing::decode_secret(secret).unwrap()],
+            &key,
+            drop_alert.headers["webhook-timestamp"].parse().unwrap(),
+            &drop_alert.body,
+        );
+        assert_eq!(drop_alert.headers["webhook-signature"], expected_signature);
+        let (_, sent) =
+            first.get_json(&admin, &format!("/v1/deliveries?destination={alerts_id}")).await;
+        let sent = sent["items"].as_array().unwrap();
+        assert_eq!(sent.len(), 3);
+        assert!(sent.iter().all(|d| d["postback_id"].is_null() && d["anomaly_id"].is_i64()));
 
         let (status, anomalies) = first
             .get_json(&viewer, &format!("/v1/apps/{APP}/anomalies?from=2026-11-01&to=2026-11-11"))

@@ -36,7 +36,7 @@ function DeliveryDetail({ id, onChanged }) {
   };
   if (!detail) return html`<${ErrorNote} error=${error} />`;
   return html`<article class="delivery" aria-labelledby="delivery-title">
-    <h3 id="delivery-title">Delivery ${detail.id} of postback <a href=${'#/postbacks?id=' + detail.postback_id}>${detail.postback_id}</a></h3>
+    <h3 id="delivery-title">Delivery ${detail.id} of ${html`<${Subject} delivery=${detail} />`}</h3>
     <p>State <span class=${'state ' + detail.state}>${detail.state}</span> after ${detail.attempts} attempt${detail.attempts === 1 ? '' : 's'}; idempotency key <code>${detail.idempotency_key}</code>.</p>
     <button type="button" onClick=${retry}>Retry now</button> <span role="status" class="said">${said}</span>
     <${ErrorNote} error=${error} />
@@ -93,6 +93,15 @@ function Replay({ destinationId, onDone }) {
     ${result && html`<p role="status">Queued: ${Object.entries(result).map(([k, v]) => `${k} ${v}`).join(', ')}.</p>`}`;
 }
 
+// What a delivery carries: a postback (linked to its page) or an anomaly (linked to its app's
+// Data quality screen).
+function Subject({ delivery: d }) {
+  if (d.anomaly_id != null) {
+    return html`<a href=${'#/quality?' + query({ app_id: d.app_id })}>anomaly ${d.anomaly_id}</a>`;
+  }
+  return html`<a href=${'#/postbacks?id=' + d.postback_id}>postback ${d.postback_id}</a>`;
+}
+
 export function DestinationsScreen({ params }) {
   const selected = params.get('destination');
   const delivery = params.get('delivery');
@@ -116,7 +125,7 @@ export function DestinationsScreen({ params }) {
       <caption>${list.length} destination${list.length === 1 ? '' : 's'}; the breaker is this receiver's</caption>
       <thead><tr><th scope="col">Name</th><th scope="col">URL</th><th scope="col">State</th><th scope="col">Breaker</th><th scope="col">Pending</th><th scope="col">Oldest pending</th><th scope="col">Dead</th></tr></thead>
       <tbody>${list.map((d) => html`<tr aria-current=${String(d.id) === selected ? 'true' : undefined}>
-        <th scope="row"><a href=${'#/destinations?destination=' + d.id}>${d.config.name}</a></th>
+        <th scope="row"><a href=${'#/destinations?destination=' + d.id}>${d.config.name}</a>${d.config.filters?.alerts ? ' (alerts)' : ''}</th>
         <td class="url">${d.config.url}</td><td>${stateOf(d)}</td>
         <td><span class=${'state ' + (d.health ? d.health.breaker : '')}>${d.health ? d.health.breaker : '–'}</span>${d.health && d.health.breaker_open_until_ms ? ' until ' + fmt.time(d.health.breaker_open_until_ms) : ''}</td>
         <td>${fmt.int(d.health && d.health.pending)}</td><td>${d.health && d.health.oldest_pending_ms ? fmt.time(d.health.oldest_pending_ms) : '–'}</td>
@@ -127,15 +136,17 @@ export function DestinationsScreen({ params }) {
       <label>Show deliveries <select name="state" value=${stateFilter} onChange=${(e) => navigate('destinations', { destination: selected, state: e.target.value })}>
         <option value="dead">dead letters</option><option value="pending">pending</option><option value="delivered">delivered</option><option value="skipped">skipped</option><option value="all">all</option></select></label>
       ${deliveries && html`<div class="table-scroll"><table class="deliveries">
-        <thead><tr><th scope="col">Delivery</th><th scope="col">Postback</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Last status</th><th scope="col">Last error</th><th scope="col">Created</th></tr></thead>
+        <thead><tr><th scope="col">Delivery</th><th scope="col">${dest.config.filters?.alerts ? 'Anomaly' : 'Postback'}</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Last status</th><th scope="col">Last error</th><th scope="col">Created</th></tr></thead>
         <tbody>${deliveries.map((x) => html`<tr aria-current=${String(x.id) === delivery ? 'true' : undefined}>
           <th scope="row"><a href=${'#/destinations?' + query({ destination: selected, state: stateFilter, delivery: x.id })}>${x.id}</a></th>
-          <td><a href=${'#/postbacks?id=' + x.postback_id}>${x.postback_id}</a></td><td><span class=${'state ' + x.state}>${x.state}</span></td><td>${x.attempts}</td>
+          <td><${Subject} delivery=${x} /></td><td><span class=${'state ' + x.state}>${x.state}</span></td><td>${x.attempts}</td>
           <td>${x.last_status ?? '–'}</td><td>${x.last_error || ''}</td><td>${fmt.time(x.created_at_ms)}</td></tr>`)}</tbody>
       </table>${!deliveries.length && html`<p>None.</p>`}</div>`}
       ${delivery && html`<${DeliveryDetail} id=${delivery} onChanged=${() => setTick(tick + 1)} />`}
-      <h3>Preview</h3><${Preview} destinationId=${selected} />
-      <h3>Replay</h3><${Replay} destinationId=${selected} onDone=${() => setTick(tick + 1)} />
+      ${dest.config.filters?.alerts
+        ? html`<p>This destination gets the anomalies that data-quality monitoring finds${dest.config.filters.apps?.length ? ' for apps ' + dest.config.filters.apps.join(', ') : ''}, and no postbacks.</p>`
+        : html`<h3>Preview</h3><${Preview} destinationId=${selected} />
+      <h3>Replay</h3><${Replay} destinationId=${selected} onDone=${() => setTick(tick + 1)} />`}
     </section>`}
   </section>`;
 }
