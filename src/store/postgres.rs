@@ -26,6 +26,8 @@ impl Dialect for Postgres {
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const JOINED_COUNTS: &'static str = "string_agg(counts, '\\x00'::bytea)";
+    const APPENDED_COUNTS: &'static str =
+        "report_rollup.counts || '\\x00'::bytea || excluded.counts";
     const MAX_PARAMS: usize = 700;
     const PERIODS_LOCK_SHARED: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock_shared(7365)");

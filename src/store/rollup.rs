@@ -367,6 +367,8 @@ pub(crate) fn totals_rows(
 ) -> Vec<TotalsRow> {
     groups
         .into_iter()
+        // Counts appended to a row and later moved to another period sum to zero here.
+        .filter(|(_, counts)| counts.iter().any(|n| *n != 0))
         .map(|(group, counts)| {
             let mut row = TotalsRow::from_counts(
                 group.day,
@@ -403,7 +405,7 @@ pub(crate) fn aggregate_rows(
         key.version = group.version;
         key.interaction = group.interaction;
         key.window = group.window;
-        for (cell, n) in cells {
+        for (cell, n) in cells.into_iter().filter(|(_, n)| *n != 0) {
             let cell = Cell::from_index(cell);
             cell.fill(&mut key);
             out.push(AggregateRow {

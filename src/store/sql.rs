@@ -42,6 +42,9 @@ pub(crate) trait Dialect: Database {
     /// The `counts` blobs of a group, joined by 0x00 bytes (see `rollup::decode_each`).
     const JOINED_COUNTS: &'static str;
 
+    /// In a rollup upsert: the stored `counts` with the new ones appended after a 0x00 byte.
+    const APPENDED_COUNTS: &'static str;
+
     /// Most bound parameters in one multi-row statement. On PostgreSQL a statement's Bind message
     /// must fit one TLS record (16 KiB): sqlx does not disable Nagle's algorithm, so the record
     /// after a full one waits for the server's delayed acknowledgement, 40 ms a statement.
@@ -99,6 +102,15 @@ const UPSERT_AGGREGATE: &str = "INSERT INTO aggregates (app_id, arrival_day, ins
 /// reused from the statement cache (a shape per row count would make every group's statements new
 /// to the database: planned again on PostgreSQL, held in memory on both).
 const ROWS_PER_STATEMENT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+
+/// The key columns of `report_rollup`, in the order [`SqlStore::rollup_key`] reads them.
+const ROLLUP_KEY_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, \
+     source_identifier, campaign_id, protocol, version, interaction, conversion_window, \
+     development, period_day";
+
+/// A rollup blob longer than this is compacted when written: appended runs cost reads a little
+/// and are merged long before a row outgrows PostgreSQL's inline storage (about 2 KB).
+const ROLLUP_COMPACT_AT: i64 = 1_024;
 
 /// `rows` of `columns` bound parameters each, cut into statements of the sizes in
 /// [`ROWS_PER_STATEMENT`], largest first, of at most `max_params` parameters each (at least one
@@ -391,92 +403,131 @@ sql_impl! {
 
     /// Add cells to rollup rows: lock each row in key order (creating the missing ones empty)
     /// while reading its blob back, then write the merged blobs.
+    /// Add counts to rollup rows by appending them to the row's blob, one statement per chunk of
+    /// rows (a read-merge-write costs two and carries every blob to the receiver and back). A blob
+    /// that has grown past [`ROLLUP_COMPACT_AT`] bytes is merged back into one run of cells.
     pub(super) async fn write_rollup(
         tx: &mut Transaction<'static, DB>,
         rows: BTreeMap<rollup::RollupKey, rollup::Cells>,
     ) -> Result<(), StoreError> {
-        let rows: Vec<_> = rows.into_iter().filter(|(_, cells)| !cells.is_empty()).collect();
-        let key_columns = "app_id, date_kind, span, day, ad_network_id, family, \
-                           source_identifier, campaign_id, protocol, version, interaction, \
-                           conversion_window, development, period_day";
-        let push_key = |row: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
-                        key: &rollup::RollupKey| {
-            row.push_bind(key.app_id)
-                .push_bind(key.date_kind)
-                .push_bind(key.span)
-                .push_bind(key.day)
-                .push_bind(key.ad_network_id.clone())
-                .push_bind(key.family)
-                .push_bind(key.source_identifier.clone())
-                .push_bind(key.campaign_id)
-                .push_bind(key.protocol.clone())
-                .push_bind(key.version.clone())
-                .push_bind(key.interaction.clone())
-                .push_bind(key.window)
-                .push_bind(key.development)
-                .push_bind(key.period_day);
-        };
-        let empty: &[u8] = &[];
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|(_, cells)| !cells.is_empty())
+            .map(|(key, cells)| (key, rollup::encode(&cells)))
+            .collect();
         for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({key_columns}, counts) "
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
             ));
-            q.push_values(chunk, |mut row, (key, _)| {
-                push_key(&mut row, key);
-                row.push_bind(empty);
-            });
-            q.push(format!(
-                " ON CONFLICT ({key_columns}) DO UPDATE SET counts = report_rollup.counts \
-                 RETURNING {key_columns}, counts"
-            ));
-            let stored = q.build().fetch_all(&mut **tx).await?;
-            let mut blobs: HashMap<rollup::RollupKey, Vec<u8>> = HashMap::new();
-            for row in stored {
-                let date_kind: String = row.try_get(1)?;
-                let family: String = row.try_get(5)?;
-                let key = rollup::RollupKey {
-                    app_id: row.try_get(0)?,
-                    date_kind: if date_kind == "install" { "install" } else { "arrival" },
-                    span: row.try_get(2)?,
-                    day: row.try_get(3)?,
-                    ad_network_id: row.try_get(4)?,
-                    family: if family == "version" { "version" } else { "source" },
-                    source_identifier: row.try_get(6)?,
-                    campaign_id: row.try_get(7)?,
-                    protocol: row.try_get(8)?,
-                    version: row.try_get(9)?,
-                    interaction: row.try_get(10)?,
-                    window: row.try_get(11)?,
-                    development: row.try_get(12)?,
-                    period_day: row.try_get(13)?,
-                };
-                blobs.insert(key, row.try_get(14)?);
-            }
-            let mut merged = Vec::with_capacity(chunk.len());
-            for (key, cells) in chunk {
-                let mut total = rollup::Cells::new();
-                if let Some(blob) = blobs.get(key) {
-                    let intact = rollup::decode_each(blob, |cell, n| {
-                        total.insert(cell, n);
-                    });
-                    if !intact {
-                        return Err(StoreError::Corrupt(format!(
-                            "report_rollup row {key:?} holds a malformed counts blob"
-                        )));
-                    }
-                }
-                rollup::merge(&mut total, cells);
-                merged.push((key, rollup::encode(&total)));
-            }
-            let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({key_columns}, counts) "
-            ));
-            q.push_values(&merged, |mut row, (key, blob)| {
-                push_key(&mut row, key);
+            q.push_values(chunk, |mut row, (key, blob)| {
+                Self::push_rollup_key(&mut row, key);
                 row.push_bind(blob.as_slice());
             });
             q.push(format!(
-                " ON CONFLICT ({key_columns}) DO UPDATE SET counts = excluded.counts"
+                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = {} \
+                 RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT)",
+                DB::APPENDED_COUNTS
+            ));
+            let mut long = Vec::new();
+            for row in q.build().fetch_all(&mut **tx).await? {
+                let length: i64 = row.try_get(14)?;
+                if length > ROLLUP_COMPACT_AT {
+                    long.push(Self::rollup_key(&row)?);
+                }
+            }
+            if !long.is_empty() {
+                Self::compact_rollup(tx, &long).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_rollup_key(
+        row: &mut sqlx::query_builder::Separated<'_, DB, &'static str>,
+        key: &rollup::RollupKey,
+    ) {
+        row.push_bind(key.app_id)
+            .push_bind(key.date_kind)
+            .push_bind(key.span)
+            .push_bind(key.day)
+            .push_bind(key.ad_network_id.clone())
+            .push_bind(key.family)
+            .push_bind(key.source_identifier.clone())
+            .push_bind(key.campaign_id)
+            .push_bind(key.protocol.clone())
+            .push_bind(key.version.clone())
+            .push_bind(key.interaction.clone())
+            .push_bind(key.window)
+            .push_bind(key.development)
+            .push_bind(key.period_day);
+    }
+
+    /// The key of a row that starts with [`ROLLUP_KEY_COLUMNS`].
+    fn rollup_key(row: &DB::Row) -> Result<rollup::RollupKey, StoreError> {
+        let date_kind: String = row.try_get(1)?;
+        let family: String = row.try_get(5)?;
+        Ok(rollup::RollupKey {
+            app_id: row.try_get(0)?,
+            date_kind: if date_kind == "install" { "install" } else { "arrival" },
+            span: row.try_get(2)?,
+            day: row.try_get(3)?,
+            ad_network_id: row.try_get(4)?,
+            family: if family == "version" { "version" } else { "source" },
+            source_identifier: row.try_get(6)?,
+            campaign_id: row.try_get(7)?,
+            protocol: row.try_get(8)?,
+            version: row.try_get(9)?,
+            interaction: row.try_get(10)?,
+            window: row.try_get(11)?,
+            development: row.try_get(12)?,
+            period_day: row.try_get(13)?,
+        })
+    }
+
+    /// Merge the appended runs of these rows' blobs into one.
+    async fn compact_rollup(
+        tx: &mut Transaction<'static, DB>,
+        keys: &[rollup::RollupKey],
+    ) -> Result<(), StoreError> {
+        let empty: &[u8] = &[];
+        for chunk in statement_chunks(keys, 15, DB::MAX_PARAMS) {
+            // An upsert that changes nothing reads the rows by key, locked, in one statement.
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
+            ));
+            q.push_values(chunk, |mut row, key| {
+                Self::push_rollup_key(&mut row, key);
+                row.push_bind(empty);
+            });
+            q.push(format!(
+                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = report_rollup.counts \
+                 RETURNING {ROLLUP_KEY_COLUMNS}, counts"
+            ));
+            let mut merged = Vec::with_capacity(chunk.len());
+            for row in q.build().fetch_all(&mut **tx).await? {
+                let key = Self::rollup_key(&row)?;
+                let blob: Vec<u8> = row.try_get(14)?;
+                let mut total = rollup::Cells::new();
+                let intact = rollup::decode_each(&blob, |cell, n| {
+                    *total.entry(cell).or_insert(0) += n;
+                });
+                if !intact {
+                    return Err(StoreError::Corrupt(format!(
+                        "report_rollup row {key:?} holds a malformed counts blob"
+                    )));
+                }
+                total.retain(|_, n| *n != 0);
+                merged.push((key, rollup::encode(&total)));
+            }
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
+            ));
+            q.push_values(&merged, |mut row, (key, blob)| {
+                Self::push_rollup_key(&mut row, key);
+                row.push_bind(blob.as_slice());
+            });
+            q.push(format!(
+                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = excluded.counts"
             ));
             q.build().execute(&mut **tx).await?;
         }

@@ -26,6 +26,8 @@ impl Dialect for Sqlite {
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const JOINED_COUNTS: &'static str = "CAST(group_concat(counts, X'00') AS BLOB)";
+    const APPENDED_COUNTS: &'static str =
+        "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
     const MAX_PARAMS: usize = usize::MAX;
     const PERIODS_LOCK_SHARED: Option<&'static str> = None;
     const PERIODS_LOCK_EXCLUSIVE: Option<&'static str> = None;

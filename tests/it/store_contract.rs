@@ -504,3 +504,66 @@ async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
         assert_eq!((accepted, duplicates, rejected), (150, 3, 2));
     }
 }
+
+#[tokio::test]
+async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact() {
+    use skan_receiver::report::{ReportQuery, assemble, selection};
+    use skan_receiver::schema_versions::SchemaVersions;
+    use skan_receiver::store::ReportSource;
+    for (store, db) in stores().await {
+        // 300 postbacks of one network, campaign, window and arrival day, each in its own
+        // transaction: every one appends to the same rollup rows.
+        let pb = &APPLE_VECTORS[0].postback;
+        let at_ms = 1_793_000_000_000;
+        for i in 0..300 {
+            let mut v = with_cv(pb, i % 7);
+            v["transaction-id"] = json!(format!("compaction-{i}"));
+            store.record(&[item(&v, Channel::Network, at_ms)]).await.unwrap();
+        }
+        let longest: i64 = match db.backend {
+            crate::helpers::Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+                sqlx::query_scalar("SELECT MAX(length(counts)) FROM report_rollup")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::query_scalar("SELECT MAX(length(counts))::BIGINT FROM report_rollup")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        // Without compaction the busiest rows would hold 300 appended runs (over 1,200 bytes).
+        assert!((1..=1_100).contains(&longest), "{:?}: longest blob {longest}", db.backend);
+        let history =
+            SchemaVersions::new(store.clone(), Arc::new(skan_receiver::clock::SystemClock))
+                .history(pb["app-id"].as_i64().unwrap())
+                .await
+                .unwrap();
+        for shape in ["group_by=source_identifier,fine_value", "group_by=day,ad_network_id"] {
+            let text = format!(
+                "app_id={}&from=2026-10-01&to=2026-11-28&date_type=arrival&{shape}",
+                pb["app-id"]
+            );
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let query = ReportQuery::parse(&pairs).unwrap();
+            let mut reports = Vec::new();
+            for source in [ReportSource::Aggregates, ReportSource::SourceRollup] {
+                let mut chosen = selection(&query, &history);
+                chosen.source = source;
+                reports.push(assemble(
+                    &query,
+                    &history,
+                    &store.report_rows(&chosen).await.unwrap(),
+                ));
+            }
+            assert_eq!(reports[0], reports[1], "{:?}: {shape}", db.backend);
+            assert_eq!(reports[1].totals.postbacks, 300, "{:?}: {shape}", db.backend);
+        }
+    }
+}
