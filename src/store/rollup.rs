@@ -211,17 +211,6 @@ pub(crate) fn add(
     }
 }
 
-/// Add `other` into `cells`, dropping cells that reach zero.
-pub(crate) fn merge(cells: &mut Cells, other: &Cells) {
-    for (cell, n) in other {
-        let entry = cells.entry(*cell).or_insert(0);
-        *entry += n;
-        if *entry == 0 {
-            cells.remove(cell);
-        }
-    }
-}
-
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
