@@ -29,6 +29,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 echo "building (release)..." >&2
 cargo build --release --locked --quiet
+cargo bench --locked --quiet --no-run --bench http_ceiling 2> /dev/null
 BIN=target/release/skan-receiver
 
 # --- signature verification, one core -------------------------------------------------------
@@ -85,7 +86,27 @@ batches() {
     wait "$pid" 2> /dev/null || true
 }
 
+# ceiling: the same load against a server that reads each body and answers 200 (benches/
+# http_ceiling.rs), single postbacks and batches: what HTTP alone allows on this machine.
+ceiling() {
+    port=$((port + 1))
+    cargo bench --locked --quiet --bench http_ceiling -- "127.0.0.1:$port" > "$OUT/ceiling.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 600); do
+        grep -q 'ceiling server on' "$OUT/ceiling.log" 2> /dev/null && break
+        sleep 0.1
+    done
+    "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$COUNT" \
+        --concurrency "$CONCURRENCY" --seed 1 > "$OUT/ceiling.max.json" 2> /dev/null || true
+    "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$((COUNT * 2))" \
+        --concurrency 4 --api-key unused --batch 500 --seed 3 > "$OUT/ceiling-batch.max.json" 2> /dev/null || true
+    pkill -TERM -P "$pid" 2> /dev/null || true
+    kill -TERM "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+}
+
 rm -f "$OUT/bench.db" "$OUT/batches.db"
+ceiling
 ingest sqlite "sqlite://$OUT/bench.db"
 batches sqlite-batch "sqlite://$OUT/batches.db"
 psql "$PG_SERVER/postgres" -qc "DROP DATABASE IF EXISTS skan_bench" > /dev/null
@@ -133,18 +154,27 @@ done
 printf '  %-34s %10s\n' "tables (generator + one key)" "$(( $(value table_bytes) / 1024 )) KiB, built in $(value table_build_ms) ms"
 
 printf '\nEnd-to-end ingest over HTTP, durable commit, %s postbacks, concurrency %s\n' "$COUNT" "$CONCURRENCY"
-printf '  %-12s %12s %8s %8s %14s %14s %9s %10s\n' "backend" "postbacks/s" "p50 ms" "p99 ms" "p99 @ half ms" "x 2×OpenSSL" "RSS MiB" "failures"
-for name in sqlite postgres citus sqlite-batch; do
+printf '  %-12s %12s %8s %8s %14s %14s %11s %9s %10s\n' "backend" "postbacks/s" "p50 ms" "p99 ms" "p99 @ half ms" "x 2×OpenSSL" "x ceiling" "RSS MiB" "failures"
+rate_of() { jq -r .postbacks_per_second "$1" 2> /dev/null || echo 0; }
+for name in ceiling sqlite postgres citus ceiling-batch sqlite-batch; do
     j="$OUT/$name.max.json"
     [[ -f $j ]] || continue
-    half=$(printf '%.2f' "$(jq -r .latency_ms.p99 "$OUT/$name.half.json")")
+    ceiling_json="$OUT/ceiling.max.json"
+    [[ $name == *batch ]] && ceiling_json="$OUT/ceiling-batch.max.json"
+    half="-"
+    [[ -f $OUT/$name.half.json ]] && half=$(printf '%.2f' "$(jq -r .latency_ms.p99 "$OUT/$name.half.json")")
     [[ $name == sqlite-batch ]] && half="-"
-    printf '  %-12s %12.0f %8.2f %8.2f %14s %14s %9s %10s\n' "$name" \
-        "$(jq -r .postbacks_per_second "$j")" "$(jq -r .latency_ms.p50 "$j")" \
+    rss="-"
+    [[ -f $OUT/$name.rss ]] && rss=$(cat "$OUT/$name.rss")
+    printf '  %-12s %12.0f %8.2f %8.2f %14s %14s %11s %9s %10s\n' "$name" \
+        "$(rate_of "$j")" "$(jq -r .latency_ms.p50 "$j")" \
         "$(jq -r .latency_ms.p99 "$j")" "$half" \
-        "$(ratio "$(jq -r .postbacks_per_second "$j")" "2 * $openssl_rate")" \
-        "$(cat "$OUT/$name.rss")" "$(jq -r '[.failures[]] | add // 0' "$j")"
+        "$(ratio "$(rate_of "$j")" "2 * $openssl_rate")" \
+        "$(ratio "$(rate_of "$j")" "$(rate_of "$ceiling_json")")" \
+        "$rss" "$(jq -r '[.failures[]] | add // 0' "$j")"
 done
+printf '  (ceiling, ceiling-batch: the same load against a server that only reads bodies and answers\n'
+printf '   200, benches/http_ceiling.rs; x ceiling: share of it)\n'
 printf '  (single postbacks on Apple'"'"'s path; sqlite-batch: batches of 500 on /v1/postbacks at\n'
 printf '   concurrency 4, latency per batch; signed with the test keys, --verifier fast; citus: a\n'
 printf '   coordinator and two workers sharing these 2 cores with the load generator and the\n'
