@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One run, one table: P-256 verifications per second per core (OpenSSL, the p256 crate, the
-# fixed-key verifier single and batched), end-to-end ingest over HTTP with durable commit on
+# fixed-key verifier single and batched), this machine's HTTP ceiling, end-to-end ingest over HTTP with durable commit on
 # SQLite, PostgreSQL and Citus (throughput, p50/p99, peak RSS, and p99 at half the maximum rate),
 # and report latency over 10 million postbacks on SQLite and PostgreSQL, and over 1 million on
 # PostgreSQL and Citus side by side.
