@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::clock::Clock;
 use crate::domain::quality::{
     DeliveryFact, DeliveryQualityRow, DetectionRules, Finding, Metric, PostbackFact, QualityRow,
-    day_counts, delivery_rows, detect, quality_rows,
+    console_path, day_counts, delivery_rows, detect, quality_rows,
 };
 use crate::schema::DecodeStatus;
 use crate::schema_versions::{SchemaError, SchemaVersions};
@@ -103,6 +103,8 @@ pub struct Anomaly {
     pub acknowledged_by: Option<String>,
     /// Whether a mute covers it now.
     pub muted: bool,
+    /// The metric in words.
+    pub metric_label: String,
     /// The console page that shows it.
     pub link: String,
 }
@@ -117,16 +119,14 @@ impl Anomaly {
             m.metric == stored.metric
                 && (m.ad_network_id.is_empty() || m.ad_network_id == stored.ad_network_id)
         });
+        let metric = Metric::from_name(&stored.metric).unwrap_or(Metric::Postbacks);
         Self {
-            link: format!(
-                "/ui/#/quality?app_id={}&day={}",
-                stored.app_id,
-                day_from_number(stored.day)
-            ),
+            link: console_path(stored.app_id, day_from_number(stored.day)),
+            metric_label: metric.label().to_owned(),
             id: stored.id,
             app_id: stored.app_id,
             ad_network_id: stored.ad_network_id,
-            metric: Metric::from_name(&stored.metric).unwrap_or(Metric::Postbacks),
+            metric,
             day: day_from_number(stored.day),
             expected: stored.expected,
             expected_low: stored.expected_low,
@@ -236,13 +236,15 @@ pub async fn report(
     check_range(from, to)?;
     let (postbacks, deliveries) =
         facts(store, schemas, app_id, day_number(from), day_number(to)).await?;
-    Ok(QualityReport {
-        app_id,
-        from,
-        to,
-        rows: quality_rows(&postbacks),
-        deliveries: delivery_rows(&deliveries),
-    })
+    let mut deliveries = delivery_rows(&deliveries);
+    if !deliveries.is_empty() {
+        let names: HashMap<i64, String> =
+            store.list_destinations().await?.into_iter().map(|d| (d.id, d.name)).collect();
+        for row in &mut deliveries {
+            row.destination_name = names.get(&row.destination_id).cloned();
+        }
+    }
+    Ok(QualityReport { app_id, from, to, rows: quality_rows(&postbacks), deliveries })
 }
 
 /// Judge an app's last complete day and, on the hours that have passed, the day in progress;

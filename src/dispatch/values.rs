@@ -5,7 +5,7 @@ use base64::Engine as _;
 use chrono::DateTime;
 
 use super::template::{MacroValue, Values};
-use crate::domain::quality::Metric;
+use crate::domain::quality::{Metric, console_path};
 use crate::schema::{DecodeStatus, Decoded};
 use crate::skan::day_from_number;
 use crate::store::{StoredAnomaly, StoredPostback};
@@ -58,13 +58,12 @@ pub fn alert_values(anomaly: &StoredAnomaly, delivery_key: &str, console_url: &s
             from = day_from_number(anomaly.baseline_from),
         )),
     );
-    let from = day_from_number(anomaly.day - 27);
     v.insert(
         "link",
         MacroValue::Str(format!(
-            "{}/ui/#/quality?app_id={}&from={from}&to={day_text}",
+            "{}{}",
             console_url.trim_end_matches('/'),
-            anomaly.app_id
+            console_path(anomaly.app_id, day_text)
         )),
     );
     v

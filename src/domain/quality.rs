@@ -104,6 +104,8 @@ pub struct DeliveryQualityRow {
     pub day: chrono::NaiveDate,
     /// Destination.
     pub destination_id: i64,
+    /// Its name (none when it has been deleted since).
+    pub destination_name: Option<String>,
     /// Deliveries owed (one per postback the destination's filters admitted).
     pub owed: i64,
     /// Of those, delivered.
@@ -285,6 +287,7 @@ pub fn delivery_rows(facts: &[DeliveryFact]) -> Vec<DeliveryQualityRow> {
             DeliveryQualityRow {
                 day: crate::skan::day_from_number(day),
                 destination_id,
+                destination_name: None,
                 owed,
                 delivered: delivered.len() as i64,
                 coverage: ratio(delivered.len() as i64, owed),
@@ -377,6 +380,14 @@ impl Metric {
             _ => format!("{:.1} %", value * 100.0),
         }
     }
+}
+
+/// Where the console shows an anomaly of `app_id` judged on `day`: its Data quality screen over
+/// the four weeks ending that day (the API's anomaly links and alerts' `{link}` both point here).
+#[must_use]
+pub fn console_path(app_id: i64, day: chrono::NaiveDate) -> String {
+    let from = day - chrono::Duration::days(27);
+    format!("/ui/#/quality?app_id={app_id}&from={from}&to={day}")
 }
 
 /// A day that left its network's usual range.

@@ -401,6 +401,7 @@ async fn an_admin_inspects_a_postback_and_retries_its_dead_delivery() {
     b.wait_text(".anomaly h3", "postbacks received").await;
     b.wait_text(".anomaly", "usual range 80 to 160").await;
     b.wait_text("table", "fixture.skadnetwork").await;
+    b.wait_text("[aria-label='Delivery per day and destination'] td", "partner").await;
     b.check_screen("quality").await;
     b.wait_text(".anomaly button", "Acknowledge").await.click().await.unwrap();
     b.wait_text(".anomaly .meta", "acknowledged by").await;

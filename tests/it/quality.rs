@@ -258,6 +258,12 @@ async fn planted_anomalies_are_found_once_and_normal_days_raise_nothing() {
         assert_eq!(drop["baseline_to"], "2026-11-09");
         assert!(drop["observed"].as_f64().unwrap() < drop["expected_low"].as_f64().unwrap());
         assert_eq!(drop["partial_day"], false);
+        assert_eq!(drop["metric_label"], "postbacks received");
+        // The console opens at the same page the alert links to.
+        assert_eq!(
+            drop["link"],
+            format!("/ui/#/quality?app_id={APP}&from=2026-10-14&to=2026-11-10")
+        );
 
         // The quality report shows the planted day as it was.
         let (status, report) = first

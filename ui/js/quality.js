@@ -6,17 +6,6 @@ import { api, query } from './api.js';
 import { AppPicker, useApps } from './apps.js';
 import { ErrorNote, daysAgo, fmt, isoDay, navigate } from './util.js';
 
-const METRIC_TEXT = {
-  postbacks: 'postbacks received',
-  copies_per_postback: 'copies per postback',
-  invalid_rate: 'invalid signatures',
-  unverifiable_rate: 'unverifiable postbacks',
-  null_value_rate: 'winning postbacks without a value',
-  unmapped_rate: 'values the schema does not map',
-  unsigned_mismatch_rate: 'copies disagreeing on values',
-  fine_value_shift: 'fine-value distribution (Jensen-Shannon distance)',
-};
-
 const RATE = (m) => m !== 'postbacks' && m !== 'copies_per_postback' && m !== 'fine_value_shift';
 const show = (m, x) => (RATE(m) ? fmt.pct(x) : m === 'postbacks' ? fmt.int(Math.round(x)) : Number(x).toFixed(2));
 
@@ -34,7 +23,7 @@ function AnomalyList({ anomalies, canEdit, onChange }) {
   if (!anomalies.length) return html`<p role="status">No anomaly in this range: every network stayed within its usual range.</p>`;
   return html`<${ErrorNote} error=${error} />
     <ul class="anomalies">${anomalies.map((a) => html`<li class=${'anomaly' + (a.acknowledged_at ? ' acknowledged' : '') + (a.muted ? ' muted' : '')}>
-      <h3>${a.day} · ${a.ad_network_id}: ${METRIC_TEXT[a.metric] || a.metric}</h3>
+      <h3>${a.day} · ${a.ad_network_id}: ${a.metric_label}</h3>
       <p>Observed <strong>${show(a.metric, a.observed)}</strong>; usual range ${show(a.metric, a.expected_low)} to ${show(a.metric, a.expected_high)}${" "}
         (expected ${show(a.metric, a.expected)}; score ${Number(a.score).toFixed(1)}).
         Baseline: ${a.baseline_days} days with data from ${a.baseline_from} to ${a.baseline_to}, weekday by weekday${a.partial_day ? '; judged on the hours that had passed of a day in progress' : ''}.</p>
@@ -42,7 +31,7 @@ function AnomalyList({ anomalies, canEdit, onChange }) {
       ${canEdit && html`<div class="toolbar">
         ${!a.acknowledged_at && html`<button type="button" onClick=${() => act(`/v1/apps/${a.app_id}/anomalies/${a.id}/acknowledge`, 'POST')}>Acknowledge</button>`}
         <button type="button" onClick=${() => act(`/v1/apps/${a.app_id}/mutes`, a.muted ? 'DELETE' : 'PUT', { metric: a.metric, ad_network_id: a.ad_network_id })}>
-          ${a.muted ? 'Unmute' : 'Mute'} ${METRIC_TEXT[a.metric] || a.metric} for ${a.ad_network_id}</button>
+          ${a.muted ? 'Unmute' : 'Mute'} ${a.metric_label} for ${a.ad_network_id}</button>
       </div>`}
     </li>`)}</ul>`;
 }
@@ -65,7 +54,7 @@ function QualityTable({ report }) {
     ${report.deliveries.length > 0 && html`<div class="table-scroll" tabindex="0" role="region" aria-label="Delivery per day and destination">
       <table><caption>Deliveries per arrival day and destination</caption>
         <thead><tr><th scope="col">Day</th><th scope="col">Destination</th><th scope="col">Owed</th><th scope="col">Delivered</th><th scope="col">p50</th><th scope="col">p95</th></tr></thead>
-        <tbody>${report.deliveries.map((d) => html`<tr><th scope="row">${d.day}</th><td>${d.destination_id}</td><td class="num">${fmt.int(d.owed)}</td>
+        <tbody>${report.deliveries.map((d) => html`<tr><th scope="row">${d.day}</th><td>${d.destination_name ?? 'destination ' + d.destination_id}</td><td class="num">${fmt.int(d.owed)}</td>
           <td class="num">${fmt.pct(d.coverage)}</td><td class="num">${d.p50_ms === null ? '–' : (d.p50_ms / 1000).toFixed(1) + ' s'}</td>
           <td class="num">${d.p95_ms === null ? '–' : (d.p95_ms / 1000).toFixed(1) + ' s'}</td></tr>`)}</tbody>
       </table></div>`}`;
