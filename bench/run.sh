@@ -59,6 +59,7 @@ ingest() {
     wait_ready
     "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$COUNT" \
         --concurrency "$CONCURRENCY" --seed 1 > "$OUT/$name.max.json" 2> /dev/null || true
+    curl -fsS "http://127.0.0.1:$port/metrics" > "$OUT/$name.metrics" 2> /dev/null || true
     local max half
     max=$(jq -r '.postbacks_per_second' "$OUT/$name.max.json")
     half=$(jq -rn "$max / 2")
@@ -179,6 +180,28 @@ printf '  (single postbacks on Apple'"'"'s path; sqlite-batch: batches of 500 on
 printf '   concurrency 4, latency per batch; signed with the test keys, --verifier fast; citus: a\n'
 printf '   coordinator and two workers sharing these 2 cores with the load generator and the\n'
 printf '   receiver, so its figures are only directional)\n'
+
+# Mean milliseconds per commit group in each phase of the postback transaction, from the
+# receiver's skan_record_phase_seconds after its maximum-rate run.
+printf '\nWhere the writer'"'"'s time goes at the maximum rate (mean ms per commit group)\n'
+for name in sqlite postgres citus; do
+    m="$OUT/$name.metrics"
+    [[ -s $m ]] || continue
+    awk -v name="$name" '
+        /^skan_record_phase_seconds_sum/ { split($0, a, "\""); sum[a[2]] = $NF }
+        /^skan_record_phase_seconds_count/ { split($0, a, "\""); count[a[2]] = $NF }
+        /^skan_commit_group_items_sum\{operation="record"\}/ { items = $NF }
+        /^skan_commit_group_items_count\{operation="record"\}/ { groups = $NF }
+        END {
+            line = sprintf("  %-10s %5.1f postbacks/group", name, groups ? items / groups : 0)
+            split("begin postbacks counts outbox commit", order, " ")
+            for (i = 1; i <= 5; i++) {
+                p = order[i]
+                line = line sprintf("  %s %.2f", p, count[p] ? sum[p] / count[p] * 1000 : 0)
+            }
+            print line
+        }' "$m"
+done
 
 if [[ $REPORTS == 1 ]]; then
     grep -v '^\(  built\|built\|1000 signed\)' "$OUT/reports.txt" | sed -n '/^report latency/,$p' | sed 's/^/  /'

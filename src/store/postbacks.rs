@@ -110,6 +110,24 @@ impl CopyRow {
 type FreshReceipt<'a> =
     (usize, &'a ReceiptInput, Option<(i64, i64)>, ReceiptResult, Option<&'a ErrorBody>);
 
+/// Times the phases of a postback transaction into `skan_record_phase_seconds{phase}`: the
+/// single writer is what bounds ingest, and this says which part of its time goes where.
+struct PhaseTimer(std::time::Instant);
+
+impl PhaseTimer {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// The phase that ends now began where the last one ended.
+    fn end(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        metrics::histogram!("skan_record_phase_seconds", "phase" => phase)
+            .record((now - self.0).as_secs_f64());
+        self.0 = now;
+    }
+}
+
 /// The app receipts of rejected items are kept under (they have none of their own).
 const NO_APP: i64 = 0;
 
@@ -160,7 +178,9 @@ super::sql::sql_impl! {
                 Some((postback.app_id, postback.identity_key.as_str()))
             }
         });
+        let mut phases = PhaseTimer::start();
         let mut tx = DB::begin_write(&self.pool).await?;
+        phases.end("begin");
         let mut outcomes = vec![None; items.len()];
         let mut deltas = Deltas::default();
         let mut stored = Vec::new();
@@ -232,10 +252,14 @@ super::sql::sql_impl! {
                     Some(Self::record_copy(&mut tx, receipt, postback, &mut deltas).await?);
             }
         }
+        phases.end("postbacks");
         Self::apply_deltas(&mut tx, deltas).await?;
+        phases.end("counts");
         // The outbox: deliveries commit with their postbacks or not at all.
         Self::enqueue_deliveries(&mut tx, &stored).await?;
+        phases.end("outbox");
         tx.commit().await?;
+        phases.end("commit");
         Ok(outcomes.into_iter().flatten().collect())
     }
 

@@ -358,6 +358,12 @@ async fn readiness_and_metrics_report_the_service() {
         );
         assert!(metrics.contains("skan_ingest_duration_seconds_bucket"), "{metrics}");
         assert!(metrics.contains("skan_commit_group_items_bucket"), "{metrics}");
+        for phase in ["begin", "postbacks", "counts", "outbox", "commit"] {
+            assert!(
+                metrics.contains(&format!("skan_record_phase_seconds_count{{phase=\"{phase}\"}}")),
+                "{phase}: {metrics}"
+            );
+        }
         app.stop().await;
     }
 }
