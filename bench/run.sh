@@ -187,7 +187,8 @@ printf '\nWhere the writer'"'"'s time goes at the maximum rate (mean ms per comm
 for name in sqlite postgres citus; do
     m="$OUT/$name.metrics"
     [[ -s $m ]] || continue
-    awk -v name="$name" '
+    awk -v name="$name" -v seconds="$(jq -r .seconds "$OUT/$name.max.json")" '
+        /^skan_commit_duration_seconds_sum\{operation="record"\}/ { busy = $NF }
         /^skan_record_phase_seconds_sum/ { split($0, a, "\""); sum[a[2]] = $NF }
         /^skan_record_phase_seconds_count/ { split($0, a, "\""); count[a[2]] = $NF }
         /^skan_commit_group_items_sum\{operation="record"\}/ { items = $NF }
@@ -199,7 +200,8 @@ for name in sqlite postgres citus; do
                 p = order[i]
                 line = line sprintf("  %s %.2f", p, count[p] ? sum[p] / count[p] * 1000 : 0)
             }
-            print line
+            # Writers at work, summed: 1.00 is one writer busy all the time.
+            print line sprintf("  writers busy %.2f", seconds > 0 ? busy / seconds : 0)
         }' "$m"
 done
 
