@@ -401,8 +401,6 @@ sql_impl! {
         Ok(starts)
     }
 
-    /// Add cells to rollup rows: lock each row in key order (creating the missing ones empty)
-    /// while reading its blob back, then write the merged blobs.
     /// Add counts to rollup rows by appending them to the row's blob, one statement per chunk of
     /// rows (a read-merge-write costs two and carries every blob to the receiver and back). A blob
     /// that has grown past [`ROLLUP_COMPACT_AT`] bytes is merged back into one run of cells.
