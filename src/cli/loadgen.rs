@@ -1,5 +1,7 @@
-//! `skan-receiver loadgen`: sign realistic postbacks with a test key and send them to a receiver.
+//! `skan-receiver loadgen`: sign realistic postbacks with a test key and send them to a receiver,
+//! or write them to a file (input for `verify` and `import` at scale).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -37,6 +39,10 @@ pub struct LoadgenArgs {
     /// Share of postbacks that repeat an earlier one (device retries), 0-1.
     #[arg(long, default_value_t = 0.0)]
     pub duplicates: f64,
+    /// Write the postbacks as NDJSON to this file (`-`: standard output) instead of sending
+    /// them; one at a time, so a million take no more memory than one.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
     /// Random seed (the same seed generates the same postbacks).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -56,6 +62,9 @@ pub(super) fn run(args: &LoadgenArgs) -> ExitCode {
             );
         }
     };
+    if let Some(path) = &args.write {
+        return write_postbacks(&mut factory, args.count, path);
+    }
     let signing = Instant::now();
     let postbacks: Vec<Vec<u8>> = (0..args.count).map(|_| factory.next_postback()).collect();
     eprintln!("signed {} postbacks in {:.1}s", postbacks.len(), signing.elapsed().as_secs_f64());
@@ -88,5 +97,33 @@ pub(super) fn run(args: &LoadgenArgs) -> ExitCode {
             if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(err) => fail(&ErrorBody::new("client_failed", err.to_string()), 1),
+    }
+}
+
+fn write_postbacks(factory: &mut PostbackFactory, count: usize, path: &PathBuf) -> ExitCode {
+    let started = Instant::now();
+    let written = (|| -> std::io::Result<()> {
+        let sink: Box<dyn std::io::Write> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdout().lock())
+        } else {
+            Box::new(std::fs::File::create(path)?)
+        };
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
+        for _ in 0..count {
+            out.write_all(&factory.next_postback())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    })();
+    match written {
+        Ok(()) => {
+            eprintln!("wrote {count} postbacks in {:.1}s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(
+            &ErrorBody::new("unwritable_output", format!("{}: {err}", path.display()))
+                .with_field("--write"),
+            EXIT_USAGE,
+        ),
     }
 }

@@ -13,7 +13,10 @@ use crate::apple_keys;
 use crate::config::VerifierKind;
 use crate::error_body::ErrorBody;
 use crate::input::{Framing, Item, for_each_item};
-use crate::skan::{ConversionValue, KeySet, OutcomeClass, Postback, Protocol, verify};
+use crate::skan::{
+    ConversionValue, KeySet, OutcomeClass, ParseError, Postback, Protocol, Verification,
+    verify_many,
+};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -30,8 +33,11 @@ pub struct VerifyArgs {
     pub inputs: Vec<String>,
 }
 
-/// Postbacks verified together; big enough to keep every core busy, small enough to stream.
+/// Postbacks read before they are verified together; big enough to keep every core busy, small
+/// enough to stream.
 const CHUNK: usize = 2048;
+/// Postbacks whose P-256 signatures share one inversion (see `FixedKeyVerifier::verify_batch`).
+const BATCH: usize = 64;
 
 /// One output line.
 #[derive(Debug, Serialize)]
@@ -134,7 +140,8 @@ fn flush_chunk(
     let lines: Vec<(bool, String)> = chunk
         .par_drain(..)
         .enumerate()
-        .map(|(offset, item)| check(first + offset as u64, input, item, keys))
+        .chunks(BATCH)
+        .flat_map_iter(|batch| check_batch(first, input, batch, keys))
         .map(|line| {
             let valid = line.outcome == OutcomeClass::Valid;
             (valid, serde_json::to_string(&line).unwrap_or_default())
@@ -149,34 +156,65 @@ fn flush_chunk(
     Ok(())
 }
 
-fn check<'a>(index: u64, input: &'a str, item: Item, keys: &KeySet) -> VerifyLine<'a> {
-    let parsed = match item {
-        Item::Raw(bytes) => Postback::parse(bytes),
-        Item::Broken(err) => Err(err),
-    };
-    let postback = match parsed {
-        Ok(postback) => postback,
-        Err(err) => {
-            return VerifyLine {
-                index,
-                input,
-                protocol: None,
-                version: None,
-                outcome: OutcomeClass::Invalid,
-                development: false,
-                key: None,
-                dedup_key: None,
-                window: None,
-                did_win: None,
-                conversion_value: None,
-                tier_hint: None,
-                signed_fields: Vec::new(),
-                unsigned_fields: Vec::new(),
-                error: Some(ErrorBody::from(&err)),
+/// Parse a batch of items and verify the postbacks among them together.
+fn check_batch<'a>(
+    first: u64,
+    input: &'a str,
+    batch: Vec<(usize, Item)>,
+    keys: &KeySet,
+) -> Vec<VerifyLine<'a>> {
+    let parsed: Vec<(u64, Result<Postback, ParseError>)> = batch
+        .into_iter()
+        .map(|(offset, item)| {
+            let parsed = match item {
+                Item::Raw(bytes) => Postback::parse(bytes),
+                Item::Broken(err) => Err(err),
             };
-        }
-    };
-    let verification = verify(&postback, keys);
+            (first + offset as u64, parsed)
+        })
+        .collect();
+    let mut lines: Vec<Option<VerifyLine<'a>>> = parsed
+        .iter()
+        .map(|(index, parsed)| parsed.as_ref().err().map(|err| unparsed(*index, input, err)))
+        .collect();
+    let postbacks: Vec<(usize, &Postback)> = parsed
+        .iter()
+        .enumerate()
+        .filter_map(|(at, (_, parsed))| parsed.as_ref().ok().map(|p| (at, p)))
+        .collect();
+    let refs: Vec<&Postback> = postbacks.iter().map(|(_, p)| *p).collect();
+    for ((at, postback), verification) in postbacks.iter().zip(verify_many(&refs, keys)) {
+        lines[*at] = Some(line(parsed[*at].0, input, postback, verification));
+    }
+    lines.into_iter().flatten().collect()
+}
+
+fn unparsed<'a>(index: u64, input: &'a str, err: &ParseError) -> VerifyLine<'a> {
+    VerifyLine {
+        index,
+        input,
+        protocol: None,
+        version: None,
+        outcome: OutcomeClass::Invalid,
+        development: false,
+        key: None,
+        dedup_key: None,
+        window: None,
+        did_win: None,
+        conversion_value: None,
+        tier_hint: None,
+        signed_fields: Vec::new(),
+        unsigned_fields: Vec::new(),
+        error: Some(ErrorBody::from(err)),
+    }
+}
+
+fn line<'a>(
+    index: u64,
+    input: &'a str,
+    postback: &Postback,
+    verification: Verification,
+) -> VerifyLine<'a> {
     let is_aak = postback.protocol() == Protocol::AdAttributionKit;
     let error = verification.outcome.reason_code().map(|code| ErrorBody {
         code: code.to_owned(),

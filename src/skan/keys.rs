@@ -325,6 +325,18 @@ impl KeySet {
             None => check(),
         }
     }
+
+    /// The remembered answer for this key, digest and signature, if any.
+    pub(super) fn recalled(&self, key: &AppleKey, digest: &[u8], signature: &[u8]) -> Option<bool> {
+        self.cache.as_ref()?.get(&key.name, digest, signature)
+    }
+
+    /// Remember an answer (when the key set keeps a cache).
+    pub(super) fn remember(&self, key: &AppleKey, digest: &[u8], signature: &[u8], answer: bool) {
+        if let Some(cache) = &self.cache {
+            cache.insert(&key.name, digest, signature, answer);
+        }
+    }
 }
 
 fn parse_key(file: &str, curve: &str, pem: &str) -> Result<PublicKey, KeyError> {

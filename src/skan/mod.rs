@@ -33,5 +33,7 @@ pub use signature_cache::SignatureCache;
 pub use skadnetwork::{FidelityType, SEPARATOR, SkanPostback, SourceApp};
 pub use timing::{InstallEstimate, day_from_number, day_number, estimate_install};
 pub use value::{CoarseValue, ConversionValue, Protocol, SourceIdentifier};
-pub use verify::{InvalidReason, Outcome, OutcomeClass, UnverifiableReason, Verification, verify};
+pub use verify::{
+    InvalidReason, Outcome, OutcomeClass, UnverifiableReason, Verification, verify, verify_many,
+};
 pub use version::{Curve, SkanVersion, Version};

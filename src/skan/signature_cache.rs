@@ -11,6 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
+/// 128 bits of SHA-256 over the length-prefixed key name, digest and signature.
+fn entry_id(key_name: &str, digest: &[u8], signature: &[u8]) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    for part in [key_name.as_bytes(), digest, signature] {
+        hasher.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hasher.update(part);
+    }
+    let full = hasher.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&full[..16]);
+    id
+}
+
 /// A bounded, thread-safe map from a verified triple to its answer.
 #[derive(Debug)]
 pub struct SignatureCache {
@@ -38,22 +51,25 @@ impl SignatureCache {
         signature: &[u8],
         check: impl FnOnce() -> bool,
     ) -> bool {
-        let mut hasher = Sha256::new();
-        for part in [key_name.as_bytes(), digest, signature] {
-            hasher.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
-            hasher.update(part);
-        }
-        let full = hasher.finalize();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&full[..16]);
-        if let Some(answer) = self.entries.get(&id) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = self.get(key_name, digest, signature) {
             return answer;
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
         let answer = check();
-        self.entries.insert(id, answer);
+        self.insert(key_name, digest, signature, answer);
         answer
+    }
+
+    /// The remembered answer, if any (counted as a hit or a miss).
+    pub fn get(&self, key_name: &str, digest: &[u8], signature: &[u8]) -> Option<bool> {
+        let answer = self.entries.get(&entry_id(key_name, digest, signature));
+        let counter = if answer.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    /// Remember an answer.
+    pub fn insert(&self, key_name: &str, digest: &[u8], signature: &[u8], answer: bool) {
+        self.entries.insert(entry_id(key_name, digest, signature), answer);
     }
 
     /// Answers held now.

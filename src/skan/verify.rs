@@ -14,6 +14,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::adattributionkit::AakPostback;
+use super::fixed_key::FixedKeyVerifier;
 use super::keys::{AppleKey, KeySet, PublicKey};
 use super::postback::{Postback, PostbackBody};
 use super::skadnetwork::SkanPostback;
@@ -190,118 +191,189 @@ impl Verification {
 /// Check a postback's signature against the key set.
 #[must_use]
 pub fn verify(postback: &Postback, keys: &KeySet) -> Verification {
-    match postback.body() {
-        PostbackBody::Skan(skan) => verify_skan(skan, keys),
-        PostbackBody::Aak(aak) => verify_aak(aak, keys),
+    match step(postback, keys) {
+        Step::Done(verification) => verification,
+        Step::P256(check) => {
+            let valid =
+                keys.remembered(check.key, &check.digest, &check.signature.to_bytes(), || {
+                    check.run_alone(keys)
+                });
+            check.finish(valid)
+        }
     }
 }
 
-fn verify_skan(skan: &SkanPostback, keys: &KeySet) -> Verification {
+/// [`verify`] for many postbacks, with every P-256 check that has fixed-key tables done in one
+/// batch sharing a single inversion. Same answers, in the same order.
+#[must_use]
+pub fn verify_many(postbacks: &[&Postback], keys: &KeySet) -> Vec<Verification> {
+    let steps: Vec<Step<'_>> = postbacks.iter().map(|p| step(p, keys)).collect();
+    let mut answers: Vec<Option<bool>> = vec![None; steps.len()];
+    let mut batch = Vec::new();
+    let mut batched = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let Step::P256(check) = s else { continue };
+        let signature = check.signature.to_bytes();
+        if let Some(answer) = keys.recalled(check.key, &check.digest, &signature) {
+            answers[i] = Some(answer);
+        } else if let Some(fixed) = keys.fixed_verifier(check.key) {
+            batch.push((fixed, check.digest, check.signature));
+            batched.push(i);
+        } else {
+            let answer = check.run_alone(keys);
+            keys.remember(check.key, &check.digest, &signature, answer);
+            answers[i] = Some(answer);
+        }
+    }
+    for (i, answer) in batched.into_iter().zip(FixedKeyVerifier::verify_batch(&batch)) {
+        if let Step::P256(check) = &steps[i] {
+            keys.remember(check.key, &check.digest, &check.signature.to_bytes(), answer);
+        }
+        answers[i] = Some(answer);
+    }
+    steps
+        .into_iter()
+        .zip(answers)
+        .map(|(s, answer)| match s {
+            Step::Done(verification) => verification,
+            Step::P256(check) => check.finish(answer.unwrap_or(false)),
+        })
+        .collect()
+}
+
+/// How far a postback's verification gets without checking a P-256 signature.
+enum Step<'k> {
+    /// Decided (no key, no or malformed signature, or a P-192 signature, checked at once).
+    Done(Verification),
+    /// A P-256 signature to check: with the others of a batch, or alone.
+    P256(P256Check<'k>),
+}
+
+/// A P-256 signature over SHA-256 of a message, to check against a key.
+struct P256Check<'k> {
+    key: &'k AppleKey,
+    verifying_key: &'k p256::ecdsa::VerifyingKey,
+    digest: [u8; 32],
+    signature: p256::ecdsa::Signature,
+}
+
+impl P256Check<'_> {
+    /// The fixed-key tables when the key set has them, else `p256`'s verifier.
+    fn run_alone(&self, keys: &KeySet) -> bool {
+        match keys.fixed_verifier(self.key) {
+            Some(fixed) => fixed.verify_prehash(&self.digest, &self.signature),
+            None => self.verifying_key.verify_prehash(&self.digest, &self.signature).is_ok(),
+        }
+    }
+
+    fn finish(&self, valid: bool) -> Verification {
+        let outcome =
+            if valid { Outcome::Valid } else { Outcome::Invalid(InvalidReason::SignatureMismatch) };
+        Verification::with_key(outcome, self.key)
+    }
+}
+
+fn p256_check<'k>(
+    key: &'k AppleKey,
+    verifying_key: &'k p256::ecdsa::VerifyingKey,
+    message: &[u8],
+    signature: p256::ecdsa::Signature,
+) -> Step<'k> {
+    Step::P256(P256Check { key, verifying_key, digest: Sha256::digest(message).into(), signature })
+}
+
+fn step<'k>(postback: &Postback, keys: &'k KeySet) -> Step<'k> {
+    match postback.body() {
+        PostbackBody::Skan(skan) => step_skan(skan, keys),
+        PostbackBody::Aak(aak) => step_aak(aak, keys),
+    }
+}
+
+fn step_skan<'k>(skan: &SkanPostback, keys: &'k KeySet) -> Step<'k> {
+    let done = Step::Done;
     let version = match &skan.version {
         Version::Known(v) => *v,
         Version::Unknown(text) => {
-            return Verification::without_key(Outcome::Unverifiable(
+            return done(Verification::without_key(Outcome::Unverifiable(
                 UnverifiableReason::UnknownVersion(text.clone()),
-            ));
+            )));
         }
     };
     let Some(key) = keys.for_skan(version) else {
-        return Verification::without_key(Outcome::Unverifiable(
+        return done(Verification::without_key(Outcome::Unverifiable(
             UnverifiableReason::NoKeyForVersion(version.as_str().to_owned()),
-        ));
+        )));
     };
+    let invalid = |reason| done(Verification::with_key(Outcome::Invalid(reason), key));
     let Some(signature_b64) = &skan.attribution_signature else {
-        return Verification::with_key(Outcome::Invalid(InvalidReason::MissingSignature), key);
+        return invalid(InvalidReason::MissingSignature);
     };
-    let signature = match BASE64_ANY_PADDING.decode(signature_b64) {
+    let der = match BASE64_ANY_PADDING.decode(signature_b64) {
         Ok(bytes) => bytes,
         Err(err) => {
-            return Verification::with_key(
-                Outcome::Invalid(InvalidReason::MalformedSignature(format!("not base64: {err}"))),
-                key,
-            );
+            return invalid(InvalidReason::MalformedSignature(format!("not base64: {err}")));
         }
     };
     // A known version always has a composition.
     let message = skan.signed_message().unwrap_or_default();
-    let outcome = match verify_der(keys, key, message.as_bytes(), &signature) {
-        Ok(true) => Outcome::Valid,
-        Ok(false) => Outcome::Invalid(InvalidReason::SignatureMismatch),
-        Err(detail) => Outcome::Invalid(InvalidReason::MalformedSignature(detail)),
+    let not_der = |err: ecdsa::Error| {
+        InvalidReason::MalformedSignature(format!(
+            "not a DER ECDSA signature for this curve: {err}"
+        ))
     };
-    Verification::with_key(outcome, key)
+    match &key.key {
+        PublicKey::P256(verifying_key) => match p256::ecdsa::Signature::from_der(&der) {
+            Ok(signature) => p256_check(key, verifying_key, message.as_bytes(), signature),
+            Err(err) => invalid(not_der(err)),
+        },
+        PublicKey::P192(verifying_key) => match p192::ecdsa::Signature::from_der(&der) {
+            Ok(signature) => {
+                let digest = Sha256::digest(message.as_bytes());
+                let valid = keys.remembered(key, &digest, &signature.to_bytes(), || {
+                    verifying_key.verify_prehash(&digest, &signature).is_ok()
+                });
+                if valid {
+                    done(Verification::with_key(Outcome::Valid, key))
+                } else {
+                    invalid(InvalidReason::SignatureMismatch)
+                }
+            }
+            Err(err) => invalid(not_der(err)),
+        },
+    }
 }
 
-fn verify_aak(aak: &AakPostback, keys: &KeySet) -> Verification {
+fn step_aak<'k>(aak: &AakPostback, keys: &'k KeySet) -> Step<'k> {
+    let done = Step::Done;
     let header = &aak.jws.header;
     if header.alg != "ES256" {
-        return Verification::without_key(Outcome::Invalid(InvalidReason::UnexpectedAlgorithm(
-            header.alg.clone(),
+        return done(Verification::without_key(Outcome::Invalid(
+            InvalidReason::UnexpectedAlgorithm(header.alg.clone()),
         )));
     }
     let Some(key) = keys.for_kid(&header.kid) else {
-        return Verification::without_key(Outcome::Unverifiable(UnverifiableReason::UnknownKid(
-            header.kid.clone(),
+        return done(Verification::without_key(Outcome::Unverifiable(
+            UnverifiableReason::UnknownKid(header.kid.clone()),
         )));
     };
+    let invalid = |reason| done(Verification::with_key(Outcome::Invalid(reason), key));
     let PublicKey::P256(verifying_key) = &key.key else {
         // The manifest loader refuses a kid on any other curve.
-        return Verification::with_key(Outcome::Invalid(InvalidReason::SignatureMismatch), key);
+        return invalid(InvalidReason::SignatureMismatch);
     };
     let signature = match URL_SAFE_NO_PAD.decode(aak.jws.signature_segment()) {
         Ok(bytes) => bytes,
         Err(err) => {
-            return Verification::with_key(
-                Outcome::Invalid(InvalidReason::MalformedSignature(format!(
-                    "the JWS signature segment is not base64url: {err}"
-                ))),
-                key,
-            );
+            return invalid(InvalidReason::MalformedSignature(format!(
+                "the JWS signature segment is not base64url: {err}"
+            )));
         }
     };
-    let outcome = match p256::ecdsa::Signature::from_slice(&signature) {
-        Err(_) => Outcome::Invalid(InvalidReason::MalformedSignature(format!(
+    match p256::ecdsa::Signature::from_slice(&signature) {
+        Ok(signature) => p256_check(key, verifying_key, aak.jws.signing_input(), signature),
+        Err(_) => invalid(InvalidReason::MalformedSignature(format!(
             "an ES256 signature is 64 bytes of R and S, got {} bytes or a zero/oversized scalar",
             signature.len()
         ))),
-        Ok(sig) if verify_p256(keys, key, verifying_key, aak.jws.signing_input(), &sig) => {
-            Outcome::Valid
-        }
-        Ok(_) => Outcome::Invalid(InvalidReason::SignatureMismatch),
-    };
-    Verification::with_key(outcome, key)
-}
-
-/// Verify a DER ECDSA signature over SHA-256(`message`); `Err` when the DER does not parse.
-fn verify_der(keys: &KeySet, key: &AppleKey, message: &[u8], der: &[u8]) -> Result<bool, String> {
-    let not_der = |err: ecdsa::Error| format!("not a DER ECDSA signature for this curve: {err}");
-    match &key.key {
-        PublicKey::P256(vk) => {
-            let sig = p256::ecdsa::Signature::from_der(der).map_err(not_der)?;
-            Ok(verify_p256(keys, key, vk, message, &sig))
-        }
-        PublicKey::P192(vk) => {
-            let sig = p192::ecdsa::Signature::from_der(der).map_err(not_der)?;
-            let digest = Sha256::digest(message);
-            Ok(keys.remembered(key, &digest, &sig.to_bytes(), || {
-                vk.verify_prehash(&digest, &sig).is_ok()
-            }))
-        }
     }
-}
-
-/// ES256 / ECDSA P-256 over SHA-256(`message`): the fixed-key tables when the key set has them,
-/// else `p256`'s verifier; a remembered answer when the signature was seen before.
-fn verify_p256(
-    keys: &KeySet,
-    key: &AppleKey,
-    verifying_key: &p256::ecdsa::VerifyingKey,
-    message: &[u8],
-    signature: &p256::ecdsa::Signature,
-) -> bool {
-    let digest: [u8; 32] = Sha256::digest(message).into();
-    keys.remembered(key, &digest, &signature.to_bytes(), || match keys.fixed_verifier(key) {
-        Some(fixed) => fixed.verify_prehash(&digest, signature),
-        None => verifying_key.verify_prehash(&digest, signature).is_ok(),
-    })
 }

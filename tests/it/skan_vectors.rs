@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use skan_receiver::skan::{Curve, OutcomeClass, Postback, verify};
+use skan_receiver::skan::{Curve, OutcomeClass, Postback, verify, verify_many};
 
 use crate::helpers::{APPLE_KEYS, APPLE_VECTORS, OWN_VECTORS, TEST_KEYS, all_vectors};
 
@@ -192,4 +192,34 @@ fn the_fast_and_generic_verifiers_and_the_cache_agree_on_every_vector_and_its_ta
         assert_eq!(hits, misses, "each signature checked once, then remembered");
     }
     assert!(checked > 40, "{checked}");
+}
+
+#[test]
+fn verifying_many_at_once_gives_each_postback_the_answer_it_gets_alone() {
+    for (name, keys, vectors) in
+        [("apple", &*APPLE_KEYS, &*APPLE_VECTORS), ("own", &*TEST_KEYS, &*OWN_VECTORS)]
+    {
+        // Every vector, a tampered copy of each, and a repeat: valid and invalid answers mixed
+        // in one batch, with cache hits inside it.
+        let mut postbacks = Vec::new();
+        for vector in vectors {
+            let mut tampered = vector.postback.clone();
+            tampered["transaction-id"] = json!("tampered-0000");
+            for input in [vector.postback.clone(), tampered, vector.postback.clone()] {
+                if let Ok(postback) = Postback::parse(serde_json::to_vec(&input).unwrap()) {
+                    postbacks.push(postback);
+                }
+            }
+        }
+        let alone: Vec<_> = postbacks.iter().map(|p| verify(p, keys)).collect();
+        assert!(alone.iter().any(|v| v.is_valid()) && alone.iter().any(|v| !v.is_valid()));
+        let refs: Vec<&Postback> = postbacks.iter().collect();
+        for (label, set) in [
+            ("generic", keys.clone()),
+            ("fast", keys.clone().with_fixed_key_tables()),
+            ("cached", keys.clone().with_fixed_key_tables().with_signature_cache(1000)),
+        ] {
+            assert_eq!(verify_many(&refs, &set), alone, "{name}, {label}");
+        }
+    }
 }
