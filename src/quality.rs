@@ -158,18 +158,21 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), QualityError> {
     Ok(())
 }
 
+/// When each postback first arrived: arrival day and unix ms, by postback id.
+type Arrivals = HashMap<i64, (i64, i64)>;
+
 /// The postback facts of an app's arrival days `from..=to`, values decoded with the schema in
-/// effect, and the deliveries owed for them.
-async fn facts(
+/// effect, and when each postback arrived.
+async fn postback_facts(
     store: &dyn Store,
     schemas: &SchemaVersions,
     app_id: i64,
     from: i64,
     to: i64,
-) -> Result<(Vec<PostbackFact>, Vec<DeliveryFact>), QualityError> {
+) -> Result<(Vec<PostbackFact>, Arrivals), QualityError> {
     let records = store.quality_records(app_id, from, to).await?;
     let history = schemas.history(app_id).await?;
-    let mut arrivals: HashMap<i64, (i64, i64)> = HashMap::with_capacity(records.len());
+    let mut arrivals: Arrivals = HashMap::with_capacity(records.len());
     let facts = records
         .into_iter()
         .map(|r| {
@@ -206,7 +209,17 @@ async fn facts(
             }
         })
         .collect();
-    let deliveries = store
+    Ok((facts, arrivals))
+}
+
+/// The deliveries owed for the postbacks of `arrivals` (first arrived on day `from` or later).
+async fn delivery_facts(
+    store: &dyn Store,
+    app_id: i64,
+    from: i64,
+    arrivals: &Arrivals,
+) -> Result<Vec<DeliveryFact>, QualityError> {
+    Ok(store
         .delivery_records(app_id, from * DAY_MS)
         .await?
         .into_iter()
@@ -218,8 +231,7 @@ async fn facts(
                 delivered_after_ms: d.delivered_at.map(|at| at - first_ms),
             })
         })
-        .collect();
-    Ok((facts, deliveries))
+        .collect())
 }
 
 /// The quality report of an app's arrival days `from..=to`.
@@ -234,8 +246,9 @@ pub async fn report(
     to: NaiveDate,
 ) -> Result<QualityReport, QualityError> {
     check_range(from, to)?;
-    let (postbacks, deliveries) =
-        facts(store, schemas, app_id, day_number(from), day_number(to)).await?;
+    let (postbacks, arrivals) =
+        postback_facts(store, schemas, app_id, day_number(from), day_number(to)).await?;
+    let deliveries = delivery_facts(store, app_id, day_number(from), &arrivals).await?;
     let mut deliveries = delivery_rows(&deliveries);
     if !deliveries.is_empty() {
         let names: HashMap<i64, String> =
@@ -263,7 +276,7 @@ pub async fn detect_app(
     let today = now_ms.div_euclid(DAY_MS);
     let elapsed = now_ms.rem_euclid(DAY_MS);
     let (postbacks, _) =
-        facts(store, schemas, app_id, today - 1 - rules.baseline_days, today).await?;
+        postback_facts(store, schemas, app_id, today - 1 - rules.baseline_days, today).await?;
     let whole_days = day_counts(&postbacks, None);
     let mut findings: Vec<Finding> = detect(&whole_days, today - 1, false, rules);
     findings.extend(detect(&day_counts(&postbacks, Some(elapsed)), today, true, rules));
