@@ -28,6 +28,9 @@ const DAY_MS: i64 = 86_400_000;
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum QualityError {
+    /// A day that is not `YYYY-MM-DD`; names the parameter (`from` or `to`).
+    #[error("expected a YYYY-MM-DD date, got {1:?}")]
+    Day(&'static str, String),
     /// The range is empty, reversed or too long.
     #[error("{0}")]
     Range(String),
@@ -143,6 +146,26 @@ impl Anomaly {
             muted,
         }
     }
+}
+
+/// The arrival days a quality question covers, from optional `YYYY-MM-DD` texts: `to` defaults
+/// to `today` and `from` to four weeks ending at `to`.
+///
+/// # Errors
+/// [`QualityError::Day`] naming the parameter that is not a date.
+pub fn day_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), QualityError> {
+    let day = |text: Option<&str>, field: &'static str, default: NaiveDate| match text {
+        None => Ok(default),
+        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| QualityError::Day(field, text.to_owned())),
+    };
+    let to = day(to, "to", today)?;
+    let from = day(from, "from", to - chrono::Duration::days(27))?;
+    Ok((from, to))
 }
 
 fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), QualityError> {
@@ -448,5 +471,29 @@ pub async fn run_schedule(
             Ok(false) => {}
             Err(err) => tracing::warn!(error = %err, "could not take the detection lease"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_range_defaults_to_the_four_weeks_ending_today_and_names_a_bad_day() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let day = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        assert_eq!(day_range(None, None, today).unwrap(), (day("2026-11-02"), today));
+        assert_eq!(
+            day_range(None, Some("2026-10-31"), today).unwrap(),
+            (day("2026-10-04"), day("2026-10-31"))
+        );
+        assert!(matches!(
+            day_range(Some("2026-11-31"), None, today),
+            Err(QualityError::Day("from", text)) if text == "2026-11-31"
+        ));
+        assert!(matches!(
+            day_range(None, Some("yesterday"), today),
+            Err(QualityError::Day("to", _))
+        ));
     }
 }

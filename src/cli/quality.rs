@@ -4,8 +4,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
-
 use super::{EXIT_USAGE, emit, fail, open_store, runtime};
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::DatabaseArgs;
@@ -34,28 +32,12 @@ pub struct QualityArgs {
     pub db: DatabaseArgs,
 }
 
-fn day(text: Option<&str>, flag: &str, default: NaiveDate) -> Result<NaiveDate, ExitCode> {
-    match text {
-        None => Ok(default),
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            fail(
-                &ErrorBody::new("invalid_parameter", format!("expected YYYY-MM-DD, got {text:?}"))
-                    .with_field(flag),
-                EXIT_USAGE,
-            )
-        }),
-    }
-}
-
 pub(super) fn run(args: &QualityArgs) -> ExitCode {
     let clock = Arc::new(SystemClock);
-    let to = match day(args.to.as_deref(), "--to", clock.now().date_naive()) {
-        Ok(day) => day,
-        Err(code) => return code,
-    };
-    let from = match day(args.from.as_deref(), "--from", to - chrono::Duration::days(27)) {
-        Ok(day) => day,
-        Err(code) => return code,
+    let today = clock.now().date_naive();
+    let (from, to) = match quality::day_range(args.from.as_deref(), args.to.as_deref(), today) {
+        Ok(range) => range,
+        Err(err) => return usage(&err),
     };
     let Ok(rt) = runtime() else { return ExitCode::from(EXIT_USAGE) };
     rt.block_on(async {
@@ -81,10 +63,19 @@ pub(super) fn run(args: &QualityArgs) -> ExitCode {
         store.close().await;
         match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err(quality::QualityError::Range(message)) => {
-                fail(&ErrorBody::new("invalid_parameter", message).with_field("--from"), EXIT_USAGE)
+            Err(err @ (quality::QualityError::Range(_) | quality::QualityError::Day(..))) => {
+                usage(&err)
             }
             Err(err) => fail(&ErrorBody::new("quality_failed", err.to_string()), 1),
         }
     })
+}
+
+/// A bad `--from` / `--to`, named as the flag.
+fn usage(err: &quality::QualityError) -> ExitCode {
+    let flag = match err {
+        quality::QualityError::Day(field, _) => format!("--{field}"),
+        _ => "--from".to_owned(),
+    };
+    fail(&ErrorBody::new("invalid_parameter", err.to_string()).with_field(flag), EXIT_USAGE)
 }

@@ -21,31 +21,18 @@ pub(crate) struct DayRange {
     to: Option<String>,
 }
 
-fn day(text: Option<&str>, field: &str, default: NaiveDate) -> Result<NaiveDate, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("expected a YYYY-MM-DD date, got {text:?}"),
-                Some(field),
-            )
-        }),
-    }
-}
-
 impl DayRange {
-    /// The range asked for; by default the 28 days to today.
     fn resolve(&self, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), ApiError> {
-        let to = day(self.to.as_deref(), "to", today)?;
-        let from = day(self.from.as_deref(), "from", to - chrono::Duration::days(27))?;
-        Ok((from, to))
+        Ok(quality::day_range(self.from.as_deref(), self.to.as_deref(), today)?)
     }
 }
 
 impl From<QualityError> for ApiError {
     fn from(err: QualityError) -> Self {
         match err {
+            QualityError::Day(field, _) => {
+                Self::bad_request("invalid_parameter", err.to_string(), Some(field))
+            }
             QualityError::Range(message) => {
                 Self::bad_request("invalid_parameter", message, Some("from"))
             }

@@ -329,6 +329,10 @@ async fn planted_anomalies_are_found_once_and_normal_days_raise_nothing() {
         assert_eq!(typo.status(), 400);
         let body: Value = typo.json().await.unwrap();
         assert_eq!(body["error"]["field"], "metric", "{body}");
+        let (status, body) =
+            first.get_json(&viewer, &format!("/v1/apps/{APP}/quality?from=2026-11-31")).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["field"], "from", "{body}");
 
         // Looking again finds nothing new.
         assert_eq!(detect(&second).await, Vec::new());
