@@ -38,6 +38,14 @@ openssl_rate=$(taskset -c 0 openssl speed -seconds 3 ecdsap256 2>/dev/null \
 taskset -c 0 cargo bench --locked --quiet --bench ecdsa > "$OUT/ecdsa.txt"
 value() { sed -n "s/^$1=//p" "$OUT/ecdsa.txt"; }
 
+# --- skan-receiver verify over a file of VERIFY_LINES signed postbacks (every version), all cores
+VERIFY_LINES=${VERIFY_LINES:-1000000}
+"$BIN" loadgen --keys testdata/keys --count "$VERIFY_LINES" --write "$OUT/verify.ndjson" 2> /dev/null
+verify_started=$(date +%s.%N)
+/usr/bin/time -f '%M' -o "$OUT/verify.rss" "$BIN" verify --keys testdata/keys "$OUT/verify.ndjson" > /dev/null || true
+verify_seconds=$(jq -rn "$(date +%s.%N) - $verify_started")
+rm -f "$OUT/verify.ndjson"
+
 # --- end-to-end ingest -------------------------------------------------------------------------
 port=18080
 wait_ready() {
@@ -153,6 +161,11 @@ for key in p256_generic_per_s:"p256 crate, generic" fixed_single_per_s:"fixed-ke
     printf '  %-34s %10s %10s\n' "${key#*:}" "$rate" "$(ratio "$rate" "$openssl_rate")"
 done
 printf '  %-34s %10s\n' "tables (generator + one key)" "$(( $(value table_bytes) / 1024 )) KiB, built in $(value table_build_ms) ms"
+cores=$(nproc)
+verify_rate=$(jq -rn "$VERIFY_LINES / $verify_seconds | floor")
+printf '\nskan-receiver verify, %s postbacks of every version, %s cores\n' "$VERIFY_LINES" "$cores"
+printf '  %s postbacks/s, %s of the batched rate x cores, peak RSS %s MiB\n' "$verify_rate" \
+    "$(ratio "$verify_rate" "$(value fixed_batched_per_s) * $cores")" "$(( $(cat "$OUT/verify.rss") / 1024 ))"
 
 printf '\nEnd-to-end ingest over HTTP, durable commit, %s postbacks, concurrency %s\n' "$COUNT" "$CONCURRENCY"
 printf '  %-12s %12s %8s %8s %14s %14s %11s %9s %10s\n' "backend" "postbacks/s" "p50 ms" "p99 ms" "p99 @ half ms" "x 2×OpenSSL" "x ceiling" "RSS MiB" "failures"
