@@ -381,17 +381,12 @@ super::sql::sql_impl! {
         if stored.is_empty() {
             return Ok(());
         }
-        let routes: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, config FROM destinations WHERE enabled = TRUE ORDER BY id")
-                .fetch_all(&mut **tx)
-                .await?;
+        let routes = Self::enabled_routes(tx).await?;
         if routes.is_empty() {
             return Ok(());
         }
         let mut rows: Vec<DeliveryRow> = Vec::new();
         for (destination_id, config) in &routes {
-            let config: DeliveryRules =
-                serde_json::from_str(config).map_err(|e| corrupt_config(*destination_id, &e))?;
             for (postback_id, p, at_ms) in stored {
                 let facts = PostbackFacts {
                     app_id: p.app_id,
@@ -413,6 +408,22 @@ super::sql::sql_impl! {
         Ok(())
     }
 
+    /// Every enabled destination with the rules the store acts on, as this transaction sees them.
+    async fn enabled_routes(
+        tx: &mut Transaction<'static, DB>,
+    ) -> Result<Vec<(i64, DeliveryRules)>, StoreError> {
+        let routes: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, config FROM destinations WHERE enabled = TRUE ORDER BY id")
+                .fetch_all(&mut **tx)
+                .await?;
+        routes
+            .into_iter()
+            .map(|(id, config)| {
+                serde_json::from_str(&config).map(|rules| (id, rules)).map_err(|e| corrupt_config(id, &e))
+            })
+            .collect()
+    }
+
     /// Create the alert deliveries of an anomaly stored in this transaction, one per enabled
     /// alert destination whose filters admit its app and network.
     pub(crate) async fn enqueue_alerts(
@@ -420,14 +431,8 @@ super::sql::sql_impl! {
         anomaly: &StoredAnomaly,
         anomaly_id: i64,
     ) -> Result<u64, StoreError> {
-        let routes: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, config FROM destinations WHERE enabled = TRUE ORDER BY id")
-                .fetch_all(&mut **tx)
-                .await?;
         let mut created = 0;
-        for (destination_id, config) in &routes {
-            let config: DeliveryRules =
-                serde_json::from_str(config).map_err(|e| corrupt_config(*destination_id, &e))?;
+        for (destination_id, config) in &Self::enabled_routes(tx).await? {
             if !config.filters.admits_anomaly(anomaly.app_id, &anomaly.ad_network_id) {
                 continue;
             }
