@@ -13,6 +13,7 @@ use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 
 use super::fixed_key::FixedKeyVerifier;
+use super::fixed_key::p192_tables::FixedKeyVerifier as FixedKeyVerifierP192;
 use super::signature_cache::SignatureCache;
 use super::version::{Curve, SkanVersion};
 
@@ -61,6 +62,7 @@ pub struct KeySet {
     by_version: HashMap<SkanVersion, usize>,
     by_kid: HashMap<String, usize>,
     fixed: HashMap<String, Arc<FixedKeyVerifier>>,
+    fixed_p192: HashMap<String, Arc<FixedKeyVerifierP192>>,
     cache: Option<Arc<SignatureCache>>,
 }
 
@@ -195,6 +197,7 @@ impl KeySet {
             by_version: HashMap::new(),
             by_kid: HashMap::new(),
             fixed: HashMap::new(),
+            fixed_p192: HashMap::new(),
             cache: None,
         };
         for entry in manifest.key {
@@ -272,26 +275,41 @@ impl KeySet {
         &self.keys
     }
 
-    /// Build a fixed-key table for every P-256 key (see [`FixedKeyVerifier`]), so verification
-    /// takes the fast path. Tens of milliseconds per key; call once at start-up.
+    /// Build a fixed-key table for every key, P-256 and P-192 (see [`FixedKeyVerifier`]), so
+    /// verification takes the fast path. Tens of milliseconds per key; call once at start-up.
     #[must_use]
     pub fn with_fixed_key_tables(mut self) -> Self {
         for key in &self.keys {
-            if let PublicKey::P256(verifying_key) = &key.key {
-                self.fixed.insert(key.name.clone(), Arc::new(FixedKeyVerifier::new(verifying_key)));
+            match &key.key {
+                PublicKey::P256(verifying_key) => {
+                    let fixed = Arc::new(FixedKeyVerifier::new(verifying_key));
+                    self.fixed.insert(key.name.clone(), fixed);
+                }
+                PublicKey::P192(verifying_key) => {
+                    let fixed = Arc::new(FixedKeyVerifierP192::new(verifying_key));
+                    self.fixed_p192.insert(key.name.clone(), fixed);
+                }
             }
         }
         self
     }
 
-    /// Bytes held by fixed-key tables, the shared generator table included (0 without tables).
+    /// Bytes held by fixed-key tables, the shared generator tables included (0 without tables).
     #[must_use]
     pub fn table_bytes(&self) -> usize {
-        if self.fixed.is_empty() {
-            return 0;
-        }
-        FixedKeyVerifier::generator_table_bytes()
-            + self.fixed.values().map(|f| f.table_bytes()).sum::<usize>()
+        let p256 = if self.fixed.is_empty() {
+            0
+        } else {
+            FixedKeyVerifier::generator_table_bytes()
+                + self.fixed.values().map(|f| f.table_bytes()).sum::<usize>()
+        };
+        let p192 = if self.fixed_p192.is_empty() {
+            0
+        } else {
+            FixedKeyVerifierP192::generator_table_bytes()
+                + self.fixed_p192.values().map(|f| f.table_bytes()).sum::<usize>()
+        };
+        p256 + p192
     }
 
     /// Remember up to `capacity` verification answers, so duplicates are not verified again.
@@ -310,6 +328,11 @@ impl KeySet {
     /// The fixed-key verifier for `key`, when tables were built.
     pub(super) fn fixed_verifier(&self, key: &AppleKey) -> Option<&FixedKeyVerifier> {
         self.fixed.get(&key.name).map(Arc::as_ref)
+    }
+
+    /// The P-192 fixed-key verifier for `key`, when tables were built.
+    pub(super) fn fixed_verifier_p192(&self, key: &AppleKey) -> Option<&FixedKeyVerifierP192> {
+        self.fixed_p192.get(&key.name).map(Arc::as_ref)
     }
 
     /// `check()`'s answer for this key, digest and signature, or the remembered one.

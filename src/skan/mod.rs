@@ -26,6 +26,7 @@ pub use adattributionkit::{
 };
 pub use error::{JsonType, ParseError, ParseErrorKind};
 pub use fixed_key::FixedKeyVerifier;
+pub use fixed_key::p192_tables::FixedKeyVerifier as FixedKeyVerifierP192;
 pub use keys::{AppleKey, KeyError, KeySet, PublicKey};
 pub use postback::{DedupKey, Postback, PostbackBody};
 pub use sign::{PostbackSigner, SignError};
