@@ -161,6 +161,8 @@ for key in p256_generic_per_s:"p256 crate, generic" fixed_single_per_s:"fixed-ke
     printf '  %-34s %10s %10s\n' "${key#*:}" "$rate" "$(ratio "$rate" "$openssl_rate")"
 done
 printf '  %-34s %10s\n' "tables (generator + one key)" "$(( $(value table_bytes) / 1024 )) KiB, built in $(value table_build_ms) ms"
+printf '  %-34s %10s\n' "P-192: p192 crate, generic" "$(value p192_generic_per_s)"
+printf '  %-34s %10s\n' "P-192: fixed-key, single" "$(value p192_fixed_single_per_s)"
 cores=$(nproc)
 verify_rate=$(jq -rn "$VERIFY_LINES / $verify_seconds | floor")
 printf '\nskan-receiver verify, %s postbacks of every version, %s cores\n' "$VERIFY_LINES" "$cores"

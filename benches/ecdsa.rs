@@ -1,5 +1,6 @@
 //! P-256 verifications per second on one core: `p256`'s generic verifier against the fixed-key
-//! verifier, one signature at a time and in batches sharing one inversion.
+//! verifier, one signature at a time and in batches sharing one inversion; and the same for P-192
+//! (SKAdNetwork 1.0 and 2.0), `p192`'s verifier against its fixed-key tables.
 //!
 //! Run: `cargo bench --bench ecdsa`. Prints `key=value` lines that `bench/run.sh` tabulates.
 //! Each figure is the best of three runs of at least a second over 1,024 distinct signatures.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use p256::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
 use p256::ecdsa::{Signature, SigningKey};
 use sha2::Digest as _;
-use skan_receiver::skan::FixedKeyVerifier;
+use skan_receiver::skan::{FixedKeyVerifier, FixedKeyVerifierP192};
 
 const SIGNATURES: usize = 1024;
 const BATCH: usize = 64;
@@ -71,4 +72,39 @@ fn main() {
     println!("p256_generic_per_s={generic:.0}");
     println!("fixed_single_per_s={single:.0}");
     println!("fixed_batched_per_s={batched:.0}");
+    p192_rates();
+}
+
+fn p192_rates() {
+    let secret: p192::NonZeroScalar =
+        Option::from(p192::NonZeroScalar::from_repr([0x5a; 24].into())).expect("a valid scalar");
+    let point = p192::elliptic_curve::group::Curve::to_affine(
+        &(p192::ProjectivePoint::GENERATOR * *secret),
+    );
+    let key = p192::ecdsa::VerifyingKey::from_affine(point).expect("a valid point");
+    let cases: Vec<([u8; 32], p192::ecdsa::Signature)> = (0..SIGNATURES)
+        .map(|i| {
+            let digest: [u8; 32] = sha2::Sha256::digest(format!("postback {i}")).into();
+            let (signature, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<
+                p192::NistP192,
+                sha2::Sha256,
+            >(&secret, &digest, &[]);
+            (digest, signature)
+        })
+        .collect();
+    let fixed = FixedKeyVerifierP192::new(&key);
+    let generic = rate(|| {
+        for (digest, signature) in &cases {
+            assert!(key.verify_prehash(black_box(digest), black_box(signature)).is_ok());
+        }
+        cases.len()
+    });
+    let single = rate(|| {
+        for (digest, signature) in &cases {
+            assert!(fixed.verify_prehash(black_box(digest), black_box(signature)));
+        }
+        cases.len()
+    });
+    println!("p192_generic_per_s={generic:.0}");
+    println!("p192_fixed_single_per_s={single:.0}");
 }
