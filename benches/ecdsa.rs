@@ -30,6 +30,16 @@ fn rate(mut round: impl FnMut() -> usize) -> f64 {
     best
 }
 
+/// [`rate`] of verifying every case one at a time with `verify`, which must accept each.
+fn rate_over<S>(cases: &[([u8; 32], S)], verify: impl Fn(&[u8; 32], &S) -> bool) -> f64 {
+    rate(|| {
+        for (digest, signature) in cases {
+            assert!(verify(black_box(digest), black_box(signature)));
+        }
+        cases.len()
+    })
+}
+
 fn main() {
     let signing = SigningKey::from_slice(&[0x5a; 32]).expect("a valid scalar");
     let key = *signing.verifying_key();
@@ -44,18 +54,8 @@ fn main() {
     let fixed = FixedKeyVerifier::new(&key);
     let build = started.elapsed();
 
-    let generic = rate(|| {
-        for (digest, signature) in &cases {
-            assert!(key.verify_prehash(black_box(digest), black_box(signature)).is_ok());
-        }
-        cases.len()
-    });
-    let single = rate(|| {
-        for (digest, signature) in &cases {
-            assert!(fixed.verify_prehash(black_box(digest), black_box(signature)));
-        }
-        cases.len()
-    });
+    let generic = rate_over(&cases, |d, s| key.verify_prehash(d, s).is_ok());
+    let single = rate_over(&cases, |d, s| fixed.verify_prehash(d, s));
     let batches: Vec<Vec<(&FixedKeyVerifier, [u8; 32], Signature)>> = cases
         .chunks(BATCH)
         .map(|chunk| chunk.iter().map(|(d, s)| (&fixed, *d, *s)).collect())
@@ -93,18 +93,8 @@ fn p192_rates() {
         })
         .collect();
     let fixed = FixedKeyVerifierP192::new(&key);
-    let generic = rate(|| {
-        for (digest, signature) in &cases {
-            assert!(key.verify_prehash(black_box(digest), black_box(signature)).is_ok());
-        }
-        cases.len()
-    });
-    let single = rate(|| {
-        for (digest, signature) in &cases {
-            assert!(fixed.verify_prehash(black_box(digest), black_box(signature)));
-        }
-        cases.len()
-    });
+    let generic = rate_over(&cases, |d, s| key.verify_prehash(d, s).is_ok());
+    let single = rate_over(&cases, |d, s| fixed.verify_prehash(d, s));
     println!("p192_generic_per_s={generic:.0}");
     println!("p192_fixed_single_per_s={single:.0}");
 }
