@@ -29,8 +29,8 @@ pub use envelope::Arrival;
 
 /// Batches at least this large are verified on the CPU pool rather than inline.
 const PARALLEL_VERIFY_FROM: usize = 16;
-/// Items whose P-256 signatures share one inversion.
-const VERIFY_BATCH: usize = 64;
+/// Items whose signatures are checked together, sharing inversions (see `verify_many`).
+const VERIFY_BATCH: usize = 256;
 
 /// What happened to one submitted item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]

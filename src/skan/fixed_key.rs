@@ -39,14 +39,15 @@ pub(crate) const fn subtract_big_endian<const N: usize>(a: &[u8; N], b: &[u8; N]
 }
 
 /// Everything a fixed-key verifier is, for one curve: `$krate` is the curve's crate, `$curve` its
-/// curve type, `$bytes` the length of its field elements and scalars, `$invert` its fastest scalar
-/// inversion.
+/// curve type, `$bytes` the length of its field elements and scalars, `$invert` and
+/// `$field_invert` its fastest scalar and field inversions.
 macro_rules! fixed_key_curve {
     (
         $krate:ident,
         $curve:ident,
         $bytes:literal,
         $invert:ident,
+        $field_invert:ident,
         prime: $prime:expr,
         order: $order:expr
     ) => {
@@ -461,7 +462,7 @@ macro_rules! fixed_key_curve {
                 prefix.push(product);
                 product *= e;
             }
-            let mut inverse = Option::from(product.invert()).unwrap_or(FieldElement::ZERO);
+            let mut inverse = Option::from(product.$field_invert()).unwrap_or(FieldElement::ZERO);
             for (e, before) in elements.iter_mut().zip(prefix).rev() {
                 let next = inverse * *e;
                 *e = inverse * before;
@@ -475,6 +476,7 @@ fixed_key_curve!(
     p256,
     NistP256,
     32,
+    invert_vartime,
     invert_vartime,
     prime: [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -493,6 +495,7 @@ pub(crate) mod p192_tables {
         p192,
         NistP192,
         24,
+        invert,
         invert,
         prime: [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
