@@ -185,23 +185,35 @@ impl MetricsBuilder {
             DecodeStatus::NoValue => {}
         }
         for event in &decoded.events {
-            let entry = self.events.entry(event.name.clone()).or_insert((0, 0, Some(0)));
-            entry.0 += n;
-            entry.1 += n * i64::from(event.min_count.unwrap_or(1));
-            entry.2 = match (entry.2, event.max_count) {
-                (Some(sum), Some(max)) => Some(sum + n * i64::from(max)),
-                _ => None,
+            let add = |entry: &mut (i64, i64, Option<i64>)| {
+                entry.0 += n;
+                entry.1 += n * i64::from(event.min_count.unwrap_or(1));
+                entry.2 = match (entry.2, event.max_count) {
+                    (Some(sum), Some(max)) => Some(sum + n * i64::from(max)),
+                    _ => None,
+                };
             };
+            // Looked up by `&str` first: reports add values hundreds of thousands of times, and
+            // a name is copied only the first time a group sees it.
+            match self.events.get_mut(event.name.as_str()) {
+                Some(entry) => add(entry),
+                None => add(self.events.entry(event.name.clone()).or_insert((0, 0, Some(0)))),
+            }
         }
         if let (Some(range), Some(currency)) = (&decoded.revenue, &decoded.currency) {
-            let entry = self.revenue.entry(currency.clone()).or_insert((0.0, Some(0.0), 0.0));
             let count = n as f64;
-            entry.0 += count * range.min;
-            entry.1 = match (entry.1, range.max) {
-                (Some(sum), Some(max)) => Some(sum + count * max),
-                _ => None,
+            let add = |entry: &mut (f64, Option<f64>, f64)| {
+                entry.0 += count * range.min;
+                entry.1 = match (entry.1, range.max) {
+                    (Some(sum), Some(max)) => Some(sum + count * max),
+                    _ => None,
+                };
+                entry.2 += count * range.midpoint();
             };
-            entry.2 += count * range.midpoint();
+            match self.revenue.get_mut(currency.as_str()) {
+                Some(entry) => add(entry),
+                None => add(self.revenue.entry(currency.clone()).or_insert((0.0, Some(0.0), 0.0))),
+            }
         }
     }
 

@@ -264,6 +264,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             }
         }
         ReportData::Totals(rows) => {
+            let mut overall: HashMap<(i64, i64, ConversionValue), i64> = HashMap::new();
             for row in rows {
                 let dims = Dims {
                     day: row.day,
@@ -296,8 +297,12 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                 for (value, n) in values.filter(|(_, n)| *n != 0) {
                     let decoded = decoder.decode(row.install_day, row.window, value);
                     group.add_value(value, n, decoded);
-                    totals.add_value(value, n, decoded);
+                    *overall.entry((row.install_day, row.window, value)).or_insert(0) += n;
                 }
+            }
+            // The report's totals take each decoding once, not once per row.
+            for ((install_day, window, value), n) in overall {
+                totals.add_value(value, n, decoder.decode(install_day, window, value));
             }
         }
     }
