@@ -314,7 +314,7 @@ super::sql::sql_impl! {
             DateType::Install => ("install", false),
         };
         let runs = if s.by_day {
-            vec![(1, s.from_day, s.to_day)]
+            vec![(1, s.from_day, s.to_day, 1)]
         } else {
             rollup::blocks(s.from_day, s.to_day)
         };
@@ -360,7 +360,7 @@ super::sql::sql_impl! {
             "conversion_window".to_owned(),
             "period_day".to_owned(),
         ];
-        for (span, first, last) in runs {
+        for (span, first, last, sign) in runs {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {}, {} FROM report_rollup WHERE app_id = ",
                 columns.join(", "),
@@ -400,14 +400,14 @@ super::sql::sql_impl! {
                     let group = cells.entry(group).or_default();
                     rollup::decode_each(&blob, |cell, n| {
                         if keep(cell) {
-                            *group.entry(cell).or_insert(0) += n;
+                            *group.entry(cell).or_insert(0) += sign * n;
                         }
                     })
                 } else {
                     let counts = totals.entry(group).or_insert([0; totals::COUNTS]);
                     rollup::decode_each(&blob, |cell, n| {
                         if keep(cell) {
-                            rollup::add_to_totals(counts, window, cell, n);
+                            rollup::add_to_totals(counts, window, cell, sign * n);
                         }
                     })
                 };

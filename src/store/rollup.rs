@@ -7,8 +7,8 @@
 //! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
 //! would otherwise group millions of detailed aggregates. Two things keep the rollup small enough to read in a few
 //! tens of milliseconds:
-//! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks
-//!   instead of every day in it ([`blocks`]).
+//! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks,
+//!   added or subtracted, instead of every day in it ([`blocks`]).
 //! - The decoding period instead of the install day: reports decode a value with the schema
 //!   version in effect at the install day, and every day of one period decodes alike. A new
 //!   schema version splits a period; the rows it moves are recomputed from the aggregates in the
@@ -278,25 +278,61 @@ pub(crate) fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, i64)) -> bool 
     true
 }
 
-/// The blocks that tile `from..=to` with the fewest rows: greedily the longest aligned block that
-/// fits. Returned as runs of consecutive blocks of one span: `(span, first block, last block)`.
-pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64)> {
-    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
-    let mut day = from;
-    while day <= to {
-        let span = SPANS
-            .iter()
-            .rev()
-            .copied()
-            .find(|s| day.rem_euclid(*s) == 0 && day + s - 1 <= to)
-            .unwrap_or(1);
+/// Aligned blocks whose signed sum is exactly the days `from..=to`, with the fewest blocks: a
+/// range may take a longer block and subtract what overhangs (days 2..=95 as the 64-day block
+/// 0..=63 plus four 8-day blocks minus days 0 and 1), since counts are exact integers. A report
+/// reads every block once per key, so fewer blocks is fewer rows to group: a 90-day range takes
+/// at most 12 blocks where tiling it exactly takes up to 29. Returned as runs of consecutive
+/// blocks of one span and sign: `(span, first block, last block, sign)`.
+pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
+    let mut signed = cover(from, to + 1, SPANS.len() - 1);
+    signed.sort_unstable_by_key(|(span, day, sign)| (*span, *sign, *day));
+    let mut runs: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for (span, day, sign) in signed {
         match runs.last_mut() {
-            Some(run) if run.0 == span => run.2 = day,
-            _ => runs.push((span, day, day)),
+            Some(run) if run.0 == span && run.3 == sign && run.2 + span == day => run.2 = day,
+            _ => runs.push((span, day, day, sign)),
         }
-        day += span;
     }
     runs
+}
+
+/// The fewest signed aligned blocks of `SPANS[..=level]` summing to the days `from..until`:
+/// `(span, first day, sign)`. At each level both ends may stop short (the lower levels add the
+/// rest) or overhang (the lower levels take the excess away); four choices per level, three
+/// levels.
+fn cover(from: i64, until: i64, level: usize) -> Vec<(i64, i64, i64)> {
+    if from >= until {
+        return Vec::new();
+    }
+    let span = SPANS[level];
+    if level == 0 {
+        return (from..until).map(|day| (span, day, 1)).collect();
+    }
+    let mut best = cover(from, until, level - 1);
+    let floor = |day: i64| day - day.rem_euclid(span);
+    let ceil = |day: i64| floor(day + span - 1);
+    for start in [ceil(from), floor(from)] {
+        for end in [floor(until), ceil(until)] {
+            if start >= end {
+                continue;
+            }
+            let mut blocks: Vec<(i64, i64, i64)> =
+                (0..(end - start) / span).map(|i| (span, start + i * span, 1)).collect();
+            let mut edge = |a: i64, b: i64, sign: i64| {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let sign = if a <= b { sign } else { -sign };
+                blocks
+                    .extend(cover(lo, hi, level - 1).into_iter().map(|(s, d, n)| (s, d, n * sign)));
+            };
+            edge(from, start, 1);
+            edge(end, until, 1);
+            if blocks.len() < best.len() {
+                best = blocks;
+            }
+        }
+    }
+    best
 }
 
 /// One group of a report read from the rollup: the dimensions kept.
@@ -434,22 +470,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_tile_the_range_exactly_with_aligned_blocks() {
-        for (from, to) in [(0, 0), (3, 92), (20_000, 20_399), (20_393, 20_482), (-5, 70)] {
-            let mut covered = Vec::new();
-            for (span, first, last) in blocks(from, to) {
-                assert!(SPANS.contains(&span));
-                let mut day = first;
-                while day <= last {
-                    assert_eq!(day.rem_euclid(span), 0, "aligned");
-                    covered.extend(day..day + span);
-                    day += span;
+    fn signed_blocks_sum_to_exactly_the_range() {
+        let mut worst = 0;
+        for from in -64..72 {
+            for to in (from..from + 100).chain([from + 399]) {
+                let runs = blocks(from, to);
+                let mut net: BTreeMap<i64, i64> = BTreeMap::new();
+                let mut count = 0;
+                for (span, first, last, sign) in runs {
+                    assert!(SPANS.contains(&span) && sign.abs() == 1);
+                    let mut day = first;
+                    while day <= last {
+                        assert_eq!(day.rem_euclid(span), 0, "aligned");
+                        for d in day..day + span {
+                            *net.entry(d).or_insert(0) += sign;
+                        }
+                        count += 1;
+                        day += span;
+                    }
+                }
+                net.retain(|_, n| *n != 0);
+                assert_eq!(
+                    net.into_iter().collect::<Vec<_>>(),
+                    (from..=to).map(|d| (d, 1)).collect::<Vec<_>>(),
+                    "{from}..={to}"
+                );
+                if to - from == 89 {
+                    worst = worst.max(count);
                 }
             }
-            assert_eq!(covered, (from..=to).collect::<Vec<_>>(), "{from}..={to}");
         }
-        // A 90-day range takes a few runs, not 90 rows per key.
-        assert!(blocks(20_393, 20_482).len() <= 5);
+        // Exact tiling takes up to 29 blocks for 90 days (7 + 7 + 1 + 7 + 7), signed at most 12.
+        assert!(worst <= 12, "a 90-day range took {worst} blocks");
+        // Days 2..=95: the 64-day block 0..=63, four 8-day blocks, minus days 0 and 1.
+        assert_eq!(blocks(2, 95), vec![(1, 0, 1, -1), (8, 64, 88, 1), (64, 0, 0, 1)]);
     }
 
     #[test]
