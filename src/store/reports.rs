@@ -514,14 +514,16 @@ super::sql::sql_impl! {
 
 
     pub(crate) async fn app_exists(&self, app_id: i64) -> Result<bool, StoreError> {
-        let found: Option<(i64,)> = sqlx::query_as(
-            "SELECT app_id FROM aggregates WHERE app_id = $1 \
-             UNION ALL SELECT app_id FROM schema_versions WHERE app_id = $1 LIMIT 1",
+        // EXISTS plans for the first row: a `LIMIT 1` over a `UNION ALL` let PostgreSQL choose a
+        // bitmap of every aggregate of the app (340 ms at 10 million postbacks).
+        let (found,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM aggregates WHERE app_id = $1) \
+             OR EXISTS (SELECT 1 FROM schema_versions WHERE app_id = $1)",
         )
         .bind(app_id)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(found.is_some())
+        Ok(found)
     }
 
 }
