@@ -73,6 +73,7 @@ ingest() {
     half=$(jq -rn "$max / 2")
     "$BIN" loadgen --url "http://127.0.0.1:$port" --keys testdata/keys --count "$((COUNT / 2))" \
         --concurrency "$CONCURRENCY" --rate "$half" --seed 2 > "$OUT/$name.half.json" 2> /dev/null || true
+    curl -fsS "http://127.0.0.1:$port/metrics" > "$OUT/$name.half.metrics" 2> /dev/null || true
     awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status" > "$OUT/$name.rss"
     kill -TERM "$pid"
     wait "$pid" 2> /dev/null || true
@@ -218,6 +219,24 @@ for name in sqlite postgres citus; do
             # Writers at work, summed: 1.00 is one writer busy all the time.
             print line sprintf("  writers busy %.2f", seconds > 0 ? busy / seconds : 0)
         }' "$m"
+done
+
+# The verification stage (src/ingest/verify_stage.rs): how many items a batch took at the
+# maximum rate, and how long a postback waited for its batch to start during the half-rate run
+# (the difference of the two runs' skan_verify_wait_seconds).
+printf '\nVerification stage: items per batch at the maximum rate, wait for the batch at half rate\n'
+for name in sqlite postgres citus; do
+    [[ -s $OUT/$name.metrics && -s $OUT/$name.half.metrics ]] || continue
+    stat() { awk -v m="$1" '$1 == m { print $NF }' "$2"; }
+    items=$(stat skan_verify_batch_items_sum "$OUT/$name.metrics")
+    batches=$(stat skan_verify_batch_items_count "$OUT/$name.metrics")
+    wait_max=$(stat skan_verify_wait_seconds_sum "$OUT/$name.metrics")
+    jobs_max=$(stat skan_verify_wait_seconds_count "$OUT/$name.metrics")
+    wait_half=$(stat skan_verify_wait_seconds_sum "$OUT/$name.half.metrics")
+    jobs_half=$(stat skan_verify_wait_seconds_count "$OUT/$name.half.metrics")
+    printf '  %-10s %5.1f items per batch  mean wait at half rate %.0f µs\n' "$name" \
+        "$(jq -rn "${items:-0} / ([${batches:-0}, 1] | max)")" \
+        "$(jq -rn "(${wait_half:-0} - ${wait_max:-0}) / ([${jobs_half:-0} - ${jobs_max:-0}, 1] | max) * 1e6")"
 done
 
 if [[ $REPORTS == 1 ]]; then

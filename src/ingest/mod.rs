@@ -6,6 +6,7 @@
 
 pub mod commit;
 pub mod envelope;
+mod verify_stage;
 
 use std::sync::Arc;
 
@@ -127,6 +128,8 @@ pub struct Ingestor {
     clock: Arc<dyn Clock>,
     max_postback_bytes: usize,
     dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
+    /// Where requests with few items are prepared, batched with concurrent ones.
+    stage: Option<verify_stage::VerifyStage>,
 }
 
 impl Ingestor {
@@ -138,7 +141,8 @@ impl Ingestor {
         clock: Arc<dyn Clock>,
         max_postback_bytes: usize,
     ) -> Self {
-        Self { keys, committer, clock, max_postback_bytes, dispatcher: None }
+        let stage = verify_stage::VerifyStage::start(Arc::clone(&keys), max_postback_bytes);
+        Self { keys, committer, clock, max_postback_bytes, dispatcher: None, stage }
     }
 
     /// Wake `dispatcher` whenever new postbacks are committed, so their deliveries go at once.
@@ -223,6 +227,8 @@ impl Ingestor {
             })
             .await
             .map_err(|_| IngestError::ShuttingDown)?
+        } else if let Some(stage) = &self.stage {
+            stage.prepare(receipts).await.ok_or(IngestError::ShuttingDown)?
         } else {
             prepare_all(&self.keys, self.max_postback_bytes, receipts)
         };
