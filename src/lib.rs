@@ -28,7 +28,7 @@
 //! | 5 | [`report`] | service | reports: queries, metrics, CSV, simulation of a draft schema |
 //! | 5 | [`quality`] | service | data quality: the quality report, anomaly detection on a schedule, anomalies and mutes |
 //! | 6 | [`dispatch`] | service | forwarding to partners: destinations, templates, signing, retries, the delivery worker |
-//! | 7 | [`ingest`] | service | bytes in, durable outcome out: parse, verify, flatten, commit; backfill envelopes |
+//! | 7 | [`ingest`] | service | bytes in, durable outcome out: parse, verify, flatten, commit; backfill envelopes; a verification stage batching concurrent small requests |
 //! | 7 | [`config`] | wiring | settings from flags, environment and a TOML file |
 //! | 7 | [`loadgen`] | tool | the load generator and its postback factory |
 //! | 8 | [`telemetry`] | wiring | logs and Prometheus metrics |
