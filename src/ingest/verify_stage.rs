@@ -16,7 +16,7 @@ use crate::error_body::ErrorBody;
 use crate::skan::KeySet;
 use crate::store::ReceiptInput;
 
-/// Most items one batch takes (a request over it is checked on its own).
+/// A batch takes no more requests once it holds this many items.
 pub(super) const MAX_BATCH_ITEMS: usize = 256;
 
 /// An item to prepare, with the error it was refused with before parsing, if any.
