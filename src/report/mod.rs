@@ -24,7 +24,9 @@ use crate::schema::{Decoded, SchemaHistory};
 use crate::schema_versions::{SchemaError, SchemaVersions};
 use crate::skan::{CoarseValue, ConversionValue};
 use crate::skan::{day_from_number, day_number};
-use crate::store::{DateType, ReportData, ReportSelection, ReportSource, Store, StoreError};
+use crate::store::{
+    DateType, ReportData, ReportSelection, ReportSource, Store, StoreError, TotalsRow,
+};
 
 /// A report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -191,6 +193,18 @@ fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
 struct Decoder<'a> {
     history: &'a SchemaHistory,
     cache: HashMap<(i64, i64, ConversionValue), Decoded>,
+    /// Per (install day, window): the decodings of fine values 0-63 and coarse low, medium,
+    /// high, filled as they are met. A totals row carries all 67 counts, and one map lookup
+    /// per row instead of per value is most of the difference at thousands of rows.
+    slots: HashMap<(i64, i64), Vec<Option<Decoded>>>,
+}
+
+/// The value of slot `i` of [`Decoder::slots`] and of a totals row's histogram.
+fn slot_value(i: usize) -> ConversionValue {
+    match i {
+        0..64 => ConversionValue::Fine(u8::try_from(i).unwrap_or(0)),
+        _ => ConversionValue::Coarse(CoarseValue::ALL[(i - 64).min(2)]),
+    }
 }
 
 impl Decoder<'_> {
@@ -203,6 +217,29 @@ impl Decoder<'_> {
             )
         })
     }
+
+    /// Call `each(value, n, decoded)` for every non-zero count of a totals row's histogram.
+    fn each_value(
+        &mut self,
+        row: &TotalsRow,
+        mut each: impl FnMut(usize, ConversionValue, i64, &Decoded),
+    ) {
+        let history = self.history;
+        let slots =
+            self.slots.entry((row.install_day, row.window)).or_insert_with(|| vec![None; 67]);
+        let counts = row.fine.iter().chain(&row.coarse).copied().enumerate();
+        for ((i, n), slot) in counts.zip(slots.iter_mut()).filter(|((_, n), _)| *n != 0) {
+            let value = slot_value(i);
+            let decoded = slot.get_or_insert_with(|| {
+                history.decode(
+                    day_from_number(row.install_day),
+                    u8::try_from(row.window).unwrap_or(0),
+                    value,
+                )
+            });
+            each(i, value, n, decoded);
+        }
+    }
 }
 
 /// Decode, group and measure what the database returned. Pure.
@@ -213,7 +250,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             .group_by
             .iter()
             .any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
-    let mut decoder = Decoder { history, cache: HashMap::new() };
+    let mut decoder = Decoder { history, cache: HashMap::new(), slots: HashMap::new() };
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
     let mut totals = MetricsBuilder::new(query.histograms);
     let not_decoded = Decoded::not_decoded();
@@ -264,7 +301,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             }
         }
         ReportData::Totals(rows) => {
-            let mut overall: HashMap<(i64, i64, ConversionValue), i64> = HashMap::new();
+            let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
             for row in rows {
                 let dims = Dims {
                     day: row.day,
@@ -283,26 +320,18 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                 let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
                 group.add_tally(&row.tally);
                 totals.add_tally(&row.tally);
-                let values = row
-                    .fine
-                    .iter()
-                    .enumerate()
-                    .map(|(v, n)| (ConversionValue::Fine(u8::try_from(v).unwrap_or(0)), *n))
-                    .chain(
-                        CoarseValue::ALL
-                            .iter()
-                            .zip(row.coarse)
-                            .map(|(c, n)| (ConversionValue::Coarse(*c), n)),
-                    );
-                for (value, n) in values.filter(|(_, n)| *n != 0) {
-                    let decoded = decoder.decode(row.install_day, row.window, value);
+                let histogram = overall.entry((row.install_day, row.window)).or_insert([0; 67]);
+                decoder.each_value(row, |i, value, n, decoded| {
                     group.add_value(value, n, decoded);
-                    *overall.entry((row.install_day, row.window, value)).or_insert(0) += n;
-                }
+                    histogram[i] += n;
+                });
             }
             // The report's totals take each decoding once, not once per row.
-            for ((install_day, window, value), n) in overall {
-                totals.add_value(value, n, decoder.decode(install_day, window, value));
+            for ((install_day, window), histogram) in overall {
+                for (i, n) in histogram.into_iter().enumerate().filter(|(_, n)| *n != 0) {
+                    let value = slot_value(i);
+                    totals.add_value(value, n, decoder.decode(install_day, window, value));
+                }
             }
         }
     }
