@@ -39,6 +39,19 @@ pub(super) struct AggregateRecord {
     unsigned_mismatch: i64,
 }
 
+/// ` GROUP BY` the selected columns (1-based positions) that are columns, not constants standing
+/// in for a dimension the report does not group by: constants only lengthen the key SQLite sorts
+/// to group (a third of the grouping time of a rollup read).
+fn group_by(columns: &[bool]) -> String {
+    let positions: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| **column)
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    format!(" GROUP BY {}", positions.join(", "))
+}
+
 impl From<AggregateRecord> for AggregateRow {
     fn from(r: AggregateRecord) -> Self {
         Self {
@@ -158,7 +171,26 @@ super::sql::sql_impl! {
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_bool(&mut q, "development", &f.development);
         Self::push_redownload(&mut q, &f.redownload);
-        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17");
+        let arrival_kept = s.by_day && s.date_type == DateType::Arrival;
+        q.push(group_by(&[
+            true,
+            arrival_kept,
+            true,
+            s.by_ad_network,
+            s.by_source,
+            s.by_source,
+            s.by_version,
+            s.by_version,
+            true,
+            s.by_interaction,
+            true,
+            true,
+            false,
+            true,
+            true,
+            true,
+            true,
+        ]));
         let rows = q.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
         Ok(ReportData::Rows(rows.into_iter().map(AggregateRow::from).collect()))
     }
@@ -270,7 +302,18 @@ super::sql::sql_impl! {
         let f = &s.filters;
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_redownload(&mut q, &f.redownload);
-        q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10");
+        q.push(group_by(&[
+            true,
+            s.by_day,
+            true,
+            s.by_ad_network,
+            true,
+            true,
+            true,
+            true,
+            true,
+            true,
+        ]));
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for row in rows {
@@ -378,7 +421,17 @@ super::sql::sql_impl! {
             Self::push_versions(&mut q, &f.version);
             Self::push_windows(&mut q, &f.window);
             Self::push_bool(&mut q, "development", &f.development);
-            q.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9");
+            q.push(group_by(&[
+                s.by_day,
+                s.by_ad_network,
+                s.by_source,
+                s.by_source,
+                s.by_version,
+                s.by_version,
+                s.by_interaction,
+                true,
+                true,
+            ]));
             let rows = q.build().fetch_all(&self.pool).await?;
             for row in rows {
                 let day: i64 = row.try_get(0)?;
