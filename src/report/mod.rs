@@ -189,17 +189,11 @@ fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
     (key, event_slot)
 }
 
-/// Decodes each (install day, window, value) once.
-struct Decoder<'a> {
-    history: &'a SchemaHistory,
-    cache: HashMap<(i64, i64, ConversionValue), Decoded>,
-    /// Per (install day, window): the decodings of fine values 0-63 and coarse low, medium,
-    /// high, filled as they are met. A totals row carries all 67 counts, and one map lookup
-    /// per row instead of per value is most of the difference at thousands of rows.
-    slots: HashMap<(i64, i64), Vec<Option<Decoded>>>,
-}
+/// Decoding slots per (install day, window): fine values 0-63, coarse low, medium, high, and no
+/// value (fine values above 63, which parsing refuses, get slots past these if a row holds one).
+const SLOTS: usize = 68;
 
-/// The value of slot `i` of [`Decoder::slots`] and of a totals row's histogram.
+/// The value of slot `i` below 67 (a totals row's histogram orders its counts the same way).
 fn slot_value(i: usize) -> ConversionValue {
     match i {
         0..64 => ConversionValue::Fine(u8::try_from(i).unwrap_or(0)),
@@ -207,18 +201,37 @@ fn slot_value(i: usize) -> ConversionValue {
     }
 }
 
+fn slot_of(value: ConversionValue) -> usize {
+    match value {
+        ConversionValue::Fine(v) if v < 64 => usize::from(v),
+        ConversionValue::Fine(v) => SLOTS + usize::from(v) - 64,
+        ConversionValue::Coarse(c) => {
+            64 + CoarseValue::ALL.iter().position(|x| *x == c).unwrap_or(0)
+        }
+        ConversionValue::None => SLOTS - 1,
+    }
+}
+
+/// Decodes each (install day, window, value) once. The decodings of one (install day, window)
+/// sit in an array by value: a totals row carries 67 counts, and one map lookup per row instead
+/// of one per value is most of assembling thousands of rows.
+struct Decoder<'a> {
+    history: &'a SchemaHistory,
+    slots: HashMap<(i64, i64), Vec<Option<Decoded>>>,
+}
+
 impl Decoder<'_> {
     fn decode(&mut self, install_day: i64, window: i64, value: ConversionValue) -> &Decoded {
-        self.cache.entry((install_day, window, value)).or_insert_with(|| {
-            self.history.decode(
-                day_from_number(install_day),
-                u8::try_from(window).unwrap_or(0),
-                value,
-            )
-        })
+        let history = self.history;
+        let slots = self.slots.entry((install_day, window)).or_insert_with(|| vec![None; SLOTS]);
+        let slot = slot_of(value);
+        if slots.len() <= slot {
+            slots.resize(slot + 1, None);
+        }
+        slots[slot].get_or_insert_with(|| decode(history, install_day, window, value))
     }
 
-    /// Call `each(value, n, decoded)` for every non-zero count of a totals row's histogram.
+    /// Call `each(slot, value, n, decoded)` for every non-zero count of a totals row's histogram.
     fn each_value(
         &mut self,
         row: &TotalsRow,
@@ -226,20 +239,24 @@ impl Decoder<'_> {
     ) {
         let history = self.history;
         let slots =
-            self.slots.entry((row.install_day, row.window)).or_insert_with(|| vec![None; 67]);
+            self.slots.entry((row.install_day, row.window)).or_insert_with(|| vec![None; SLOTS]);
         let counts = row.fine.iter().chain(&row.coarse).copied().enumerate();
         for ((i, n), slot) in counts.zip(slots.iter_mut()).filter(|((_, n), _)| *n != 0) {
             let value = slot_value(i);
-            let decoded = slot.get_or_insert_with(|| {
-                history.decode(
-                    day_from_number(row.install_day),
-                    u8::try_from(row.window).unwrap_or(0),
-                    value,
-                )
-            });
+            let decoded =
+                slot.get_or_insert_with(|| decode(history, row.install_day, row.window, value));
             each(i, value, n, decoded);
         }
     }
+}
+
+fn decode(
+    history: &SchemaHistory,
+    install_day: i64,
+    window: i64,
+    value: ConversionValue,
+) -> Decoded {
+    history.decode(day_from_number(install_day), u8::try_from(window).unwrap_or(0), value)
 }
 
 /// Decode, group and measure what the database returned. Pure.
@@ -250,7 +267,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             .group_by
             .iter()
             .any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
-    let mut decoder = Decoder { history, cache: HashMap::new(), slots: HashMap::new() };
+    let mut decoder = Decoder { history, slots: HashMap::new() };
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
     let mut totals = MetricsBuilder::new(query.histograms);
     let not_decoded = Decoded::not_decoded();
