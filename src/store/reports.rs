@@ -389,24 +389,29 @@ super::sql::sql_impl! {
         let mut totals: HashMap<rollup::GroupKey, totals::Counts> = HashMap::new();
         let mut cells: HashMap<rollup::GroupKey, rollup::Cells> = HashMap::new();
         // Grouped in the database: one row (the group's blobs joined) per group and block run.
-        let kept = |on: bool, column: &str, absent: &str| {
-            if on { column.to_owned() } else { format!("{absent} AS {column}") }
-        };
+        // (kept, column, the constant standing in when the report leaves it out)
         let columns = [
-            kept(s.by_day, "day", "CAST(0 AS BIGINT)"),
-            kept(s.by_ad_network, "ad_network_id", "''"),
-            kept(s.by_source, "source_identifier", "''"),
-            kept(s.by_source, "campaign_id", "CAST(-1 AS BIGINT)"),
-            kept(s.by_version, "protocol", "''"),
-            kept(s.by_version, "version", "''"),
-            kept(s.by_interaction, "interaction", "''"),
-            "conversion_window".to_owned(),
-            "period_day".to_owned(),
+            (s.by_day, "day", "CAST(0 AS BIGINT)"),
+            (s.by_ad_network, "ad_network_id", "''"),
+            (s.by_source, "source_identifier", "''"),
+            (s.by_source, "campaign_id", "CAST(-1 AS BIGINT)"),
+            (s.by_version, "protocol", "''"),
+            (s.by_version, "version", "''"),
+            (s.by_interaction, "interaction", "''"),
+            (true, "conversion_window", ""),
+            (true, "period_day", ""),
         ];
+        let selected: Vec<String> = columns
+            .iter()
+            .map(|(on, column, absent)| {
+                if *on { (*column).to_owned() } else { format!("{absent} AS {column}") }
+            })
+            .collect();
+        let grouped = group_by(&columns.map(|(on, _, _)| on));
         for (span, first, last, sign) in runs {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {}, {} FROM report_rollup WHERE app_id = ",
-                columns.join(", "),
+                selected.join(", "),
                 DB::JOINED_COUNTS
             ));
             q.push_bind(s.app_id);
@@ -421,17 +426,7 @@ super::sql::sql_impl! {
             Self::push_versions(&mut q, &f.version);
             Self::push_windows(&mut q, &f.window);
             Self::push_bool(&mut q, "development", &f.development);
-            q.push(group_by(&[
-                s.by_day,
-                s.by_ad_network,
-                s.by_source,
-                s.by_source,
-                s.by_version,
-                s.by_version,
-                s.by_interaction,
-                true,
-                true,
-            ]));
+            q.push(grouped.as_str());
             let rows = q.build().fetch_all(&self.pool).await?;
             for row in rows {
                 let day: i64 = row.try_get(0)?;
