@@ -381,12 +381,19 @@ super::sql::sql_impl! {
             (false, true) => Some(false),
             _ => None,
         };
+        let windows = &f.window;
+        let filtered = did_win.is_some() || redownload.is_some() || !windows.is_empty();
         let keep = |cell: u32| {
+            if !filtered {
+                return true;
+            }
+            let window = rollup::Cell::window_of(cell) as i64;
             let cell = rollup::Cell::from_index(cell);
             did_win.is_none_or(|w| cell.did_win == w)
                 && redownload.is_none_or(|r| cell.is_redownload() == r)
+                && (windows.is_empty() || windows.contains(&window))
         };
-        let mut totals: HashMap<rollup::GroupKey, totals::Counts> = HashMap::new();
+        let mut totals: HashMap<rollup::GroupKey, Box<rollup::WindowCounts>> = HashMap::new();
         let mut cells: HashMap<rollup::GroupKey, rollup::Cells> = HashMap::new();
         // Grouped in the database: one row (the group's blobs joined) per group and block run.
         // (kept, column, the constant standing in when the report leaves it out)
@@ -398,7 +405,6 @@ super::sql::sql_impl! {
             (s.by_version, "protocol", "''"),
             (s.by_version, "version", "''"),
             (s.by_interaction, "interaction", "''"),
-            (true, "conversion_window", ""),
             (true, "period_day", ""),
         ];
         let selected: Vec<String> = columns
@@ -424,14 +430,12 @@ super::sql::sql_impl! {
             Self::push_in(&mut q, "source_identifier", &f.source_identifier);
             Self::push_in(&mut q, "interaction", &f.interaction);
             Self::push_versions(&mut q, &f.version);
-            Self::push_windows(&mut q, &f.window);
             Self::push_bool(&mut q, "development", &f.development);
             q.push(grouped.as_str());
             let rows = q.build().fetch_all(&self.pool).await?;
             for row in rows {
                 let day: i64 = row.try_get(0)?;
-                let window: i64 = row.try_get(7)?;
-                let period: i64 = row.try_get(8)?;
+                let period: i64 = row.try_get(7)?;
                 let group = rollup::GroupKey {
                     day,
                     ad_network_id: row.try_get(1)?,
@@ -440,10 +444,9 @@ super::sql::sql_impl! {
                     protocol: row.try_get(4)?,
                     version: row.try_get(5)?,
                     interaction: row.try_get(6)?,
-                    window,
                     install_day: if s.by_day && !arrival { day } else { period },
                 };
-                let blob: Vec<u8> = row.try_get(9)?;
+                let blob: Vec<u8> = row.try_get(8)?;
                 let intact = if s.by_value {
                     let group = cells.entry(group).or_default();
                     rollup::decode_each(&blob, |cell, n| {
@@ -452,10 +455,11 @@ super::sql::sql_impl! {
                         }
                     })
                 } else {
-                    let counts = totals.entry(group).or_insert([0; totals::COUNTS]);
+                    let counts =
+                        totals.entry(group).or_insert_with(|| Box::new([[0; totals::COUNTS]; 3]));
                     rollup::decode_each(&blob, |cell, n| {
                         if keep(cell) {
-                            rollup::add_to_totals(counts, window, cell, sign * n);
+                            rollup::add_to_totals(counts, cell, sign * n);
                         }
                     })
                 };

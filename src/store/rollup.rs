@@ -1,6 +1,6 @@
-//! The report rollup: for each time block, ad network, window, development flag and decoding
-//! period, every count a report needs, down to the value, the did-win flag, the conversion type,
-//! the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`] rows also
+//! The report rollup: for each time block, ad network, development flag and decoding period,
+//! every count a report needs, down to the window, the value, the did-win flag, the conversion
+//! type, the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`] rows also
 //! keep the source identifier and campaign, [`Family::Version`] rows the protocol, version and
 //! interaction.
 //!
@@ -9,6 +9,9 @@
 //! tens of milliseconds:
 //! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks,
 //!   added or subtracted, instead of every day in it ([`blocks`]).
+//! - The window inside the cells, not in the key: a campaign report reads every campaign's row
+//!   in every block, and one row per campaign instead of one per campaign and window is a third
+//!   of the rows for the database to group.
 //! - The decoding period instead of the install day: reports decode a value with the schema
 //!   version in effect at the install day, and every day of one period decodes alike. A new
 //!   schema version splits a period; the rows it moves are recomputed from the aggregates in the
@@ -31,11 +34,15 @@ pub(crate) const SPANS: [i64; 3] = [1, 8, 64];
 pub(crate) const NO_PERIOD: i64 = -1;
 
 const VALUE_SLOTS: u32 = 68;
+/// Conversion windows 0-2 (`postback-sequence-index`; parsing refuses any other).
+const WINDOWS: u32 = 3;
+/// Cells per window.
+const WINDOW_CELLS: u32 = 2 * 4 * 5 * 3 * 2 * VALUE_SLOTS;
 const CONVERSION_TYPES: [&str; 4] = ["", "download", "redownload", "re-engagement"];
 const OUTCOMES: [&str; 3] = ["valid", "invalid", "unverifiable"];
 const COARSE: [&str; 3] = ["low", "medium", "high"];
 
-/// Which detail a rollup row keeps besides the network and window.
+/// Which detail a rollup row keeps besides the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Family {
     /// Source identifier and campaign.
@@ -68,7 +75,6 @@ pub(crate) struct RollupKey {
     pub(crate) protocol: String,
     pub(crate) version: String,
     pub(crate) interaction: String,
-    pub(crate) window: i64,
     pub(crate) development: bool,
     pub(crate) period_day: i64,
 }
@@ -79,6 +85,8 @@ pub(crate) type Cells = BTreeMap<u32, i64>;
 /// The part of an aggregate key a cell keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cell {
+    /// 0-2.
+    window: u32,
     pub(crate) did_win: bool,
     conversion_type: usize,
     /// -1 to 3.
@@ -99,6 +107,7 @@ impl Cell {
             _ => 0,
         };
         Self {
+            window: u32::try_from(key.window).unwrap_or(0).min(WINDOWS - 1),
             did_win: key.did_win,
             conversion_type: CONVERSION_TYPES
                 .iter()
@@ -112,7 +121,7 @@ impl Cell {
     }
 
     fn index(self) -> u32 {
-        let mut i = u32::from(self.did_win);
+        let mut i = self.window * 2 + u32::from(self.did_win);
         i = i * 4 + self.conversion_type as u32;
         i = i * 5 + u32::try_from(self.tier_hint + 1).unwrap_or(0);
         i = i * 3 + self.outcome as u32;
@@ -131,7 +140,13 @@ impl Cell {
         i /= 5;
         let conversion_type = (i % 4) as usize;
         i /= 4;
-        Self { did_win: i % 2 == 1, conversion_type, tier_hint, outcome, mismatched, value }
+        let did_win = i % 2 == 1;
+        Self { window: i / 2, did_win, conversion_type, tier_hint, outcome, mismatched, value }
+    }
+
+    /// The window of a cell index, without decoding the rest.
+    pub(crate) fn window_of(index: u32) -> usize {
+        (index / WINDOW_CELLS).min(WINDOWS - 1) as usize
     }
 
     pub(crate) fn is_redownload(self) -> bool {
@@ -140,6 +155,7 @@ impl Cell {
 
     /// Write this cell's fields into an aggregate key (the other fields are left as they are).
     fn fill(self, key: &mut AggregateKey) {
+        key.window = i64::from(self.window);
         key.did_win = self.did_win;
         key.conversion_type.clear();
         key.conversion_type.push_str(CONVERSION_TYPES[self.conversion_type]);
@@ -197,7 +213,6 @@ pub(crate) fn add(
                 protocol: if source { String::new() } else { key.protocol.clone() },
                 version: if source { String::new() } else { key.version.clone() },
                 interaction: if source { String::new() } else { key.interaction.clone() },
-                window: key.window,
                 development: key.development,
                 period_day: period,
             };
@@ -335,7 +350,7 @@ fn cover(from: i64, until: i64, level: usize) -> Vec<(i64, i64, i64)> {
     best
 }
 
-/// One group of a report read from the rollup: the dimensions kept.
+/// One group of a report read from the rollup: the dimensions kept (the window is in the cells).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct GroupKey {
     pub(crate) day: i64,
@@ -345,39 +360,35 @@ pub(crate) struct GroupKey {
     pub(crate) protocol: String,
     pub(crate) version: String,
     pub(crate) interaction: String,
-    pub(crate) window: i64,
     /// The install day decoding uses (the period, or the install day itself when grouped by it).
     pub(crate) install_day: i64,
 }
 
-/// For each window and cell, the totals count columns one postback in that cell adds 1 to (a
-/// table built once, so summing a cell costs a few additions).
-static TOTALS_CONTRIBUTIONS: LazyLock<Vec<Vec<Vec<u8>>>> = LazyLock::new(|| {
-    let cells = 2 * 4 * 5 * 3 * 2 * VALUE_SLOTS;
-    (0..3)
-        .map(|window| {
-            let mut key = blank_key(0);
-            key.window = window;
-            (0..cells)
-                .map(|index| {
-                    let cell = Cell::from_index(index);
-                    cell.fill(&mut key);
-                    totals::counts_of(&key, 1, i64::from(cell.mismatched))
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, n)| **n != 0)
-                        .map(|(column, _)| u8::try_from(column).unwrap_or(u8::MAX))
-                        .collect()
-                })
+/// For each cell, the totals count columns one postback in that cell adds 1 to (a table built
+/// once, so summing a cell costs a few additions).
+static TOTALS_CONTRIBUTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    let mut key = blank_key(0);
+    (0..WINDOWS * WINDOW_CELLS)
+        .map(|index| {
+            let cell = Cell::from_index(index);
+            cell.fill(&mut key);
+            totals::counts_of(&key, 1, i64::from(cell.mismatched))
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n != 0)
+                .map(|(column, _)| u8::try_from(column).unwrap_or(u8::MAX))
                 .collect()
         })
         .collect()
 });
 
-/// Add `n` postbacks of `cell` in `window` to a totals row's counts.
-pub(crate) fn add_to_totals(counts: &mut totals::Counts, window: i64, cell: u32, n: i64) {
-    let window = usize::try_from(window).unwrap_or(0).min(2);
-    if let Some(columns) = TOTALS_CONTRIBUTIONS[window].get(cell as usize) {
+/// A group's totals counts, one set per window.
+pub(crate) type WindowCounts = [totals::Counts; WINDOWS as usize];
+
+/// Add `n` postbacks of `cell` to the totals counts of its window.
+pub(crate) fn add_to_totals(counts: &mut WindowCounts, cell: u32, n: i64) {
+    if let Some(columns) = TOTALS_CONTRIBUTIONS.get(cell as usize) {
+        let counts = &mut counts[Cell::window_of(cell)];
         for column in columns {
             if let Some(count) = counts.get_mut(usize::from(*column)) {
                 *count += n;
@@ -386,30 +397,33 @@ pub(crate) fn add_to_totals(counts: &mut totals::Counts, window: i64, cell: u32,
     }
 }
 
-/// Totals rows (one per group): what reports that do not group by a value read.
+/// Totals rows (one per group and window): what reports that do not group by a value read.
 pub(crate) fn totals_rows(
-    groups: impl IntoIterator<Item = (GroupKey, totals::Counts)>,
+    groups: impl IntoIterator<Item = (GroupKey, Box<WindowCounts>)>,
 ) -> Vec<TotalsRow> {
-    groups
-        .into_iter()
+    let mut out = Vec::new();
+    for (group, windows) in groups {
         // Counts appended to a row and later moved to another period sum to zero here.
-        .filter(|(_, counts)| counts.iter().any(|n| *n != 0))
-        .map(|(group, counts)| {
+        for (window, counts) in windows.iter().enumerate() {
+            if counts.iter().all(|n| *n == 0) {
+                continue;
+            }
             let mut row = TotalsRow::from_counts(
                 group.day,
                 group.install_day,
-                group.ad_network_id,
-                group.window,
-                &counts,
+                group.ad_network_id.clone(),
+                window as i64,
+                counts,
             );
-            row.source_identifier = group.source_identifier;
+            row.source_identifier.clone_from(&group.source_identifier);
             row.campaign_id = group.campaign_id;
-            row.protocol = group.protocol;
-            row.version = group.version;
-            row.interaction = group.interaction;
-            row
-        })
-        .collect()
+            row.protocol.clone_from(&group.protocol);
+            row.version.clone_from(&group.version);
+            row.interaction.clone_from(&group.interaction);
+            out.push(row);
+        }
+    }
+    out
 }
 
 /// Aggregate rows (one per group and cell): what reports grouped by a value read.
@@ -429,7 +443,6 @@ pub(crate) fn aggregate_rows(
         key.protocol = group.protocol;
         key.version = group.version;
         key.interaction = group.interaction;
-        key.window = group.window;
         for (cell, n) in cells.into_iter().filter(|(_, n)| *n != 0) {
             let cell = Cell::from_index(cell);
             cell.fill(&mut key);
@@ -514,6 +527,7 @@ mod tests {
         key.tier_hint = 2;
         key.outcome = "valid".into();
         key.fine_value = 63;
+        key.window = 1;
         let cell = Cell::of(&key, true);
         assert_eq!(Cell::from_index(cell.index()), cell);
         let mut back = blank_key(1);
@@ -552,10 +566,17 @@ mod tests {
         key.tier_hint = 3;
         key.outcome = "valid".into();
         key.fine_value = 12;
-        let mut counts = [0; totals::COUNTS];
-        add_to_totals(&mut counts, 0, Cell::of(&key, true).index(), 5);
-        assert_eq!(counts, totals::counts_of(&key, 5, 5));
-        assert!(counts.iter().filter(|n| **n == 5).count() >= 4, "valid, install, tier, value");
+        let mut counts = [[0; totals::COUNTS]; 3];
+        add_to_totals(&mut counts, Cell::of(&key, true).index(), 5);
+        assert_eq!(counts[0], totals::counts_of(&key, 5, 5));
+        assert!(counts[1..].iter().flatten().all(|n| *n == 0));
+        assert!(counts[0].iter().filter(|n| **n == 5).count() >= 4, "valid, install, tier, value");
+        key.window = 2;
+        let cell = Cell::of(&key, false).index();
+        assert_eq!(Cell::window_of(cell), 2);
+        let mut counts = [[0; totals::COUNTS]; 3];
+        add_to_totals(&mut counts, cell, 1);
+        assert_eq!(counts[2], totals::counts_of(&key, 1, 0));
     }
 
     #[test]

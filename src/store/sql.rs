@@ -105,11 +105,11 @@ const ROWS_PER_STATEMENT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 /// The key columns of `report_rollup`, in the order [`SqlStore::rollup_key`] reads them.
 const ROLLUP_KEY_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, \
-     source_identifier, campaign_id, protocol, version, interaction, conversion_window, \
-     development, period_day";
+     source_identifier, campaign_id, protocol, version, interaction, development, period_day";
 
-/// A rollup blob longer than this is compacted when written: appended runs cost reads a little
-/// and are merged long before a row outgrows PostgreSQL's inline storage (about 2 KB).
+/// A rollup blob is compacted when written once it is longer than this and than twice its
+/// length when last compacted (`compacted_bytes`): appended runs cost reads a little, and a row
+/// whose cells alone are long is merged once per doubling, not on every write.
 const ROLLUP_COMPACT_AT: i64 = 1_024;
 
 /// `rows` of `columns` bound parameters each, cut into statements of the sizes in
@@ -403,7 +403,8 @@ sql_impl! {
 
     /// Add counts to rollup rows by appending them to the row's blob, one statement per chunk of
     /// rows (a read-merge-write costs two and carries every blob to the receiver and back). A blob
-    /// that has grown past [`ROLLUP_COMPACT_AT`] bytes is merged back into one run of cells.
+    /// that has grown past [`ROLLUP_COMPACT_AT`] bytes and twice its compacted length is merged
+    /// back into one run of cells.
     pub(super) async fn write_rollup(
         tx: &mut Transaction<'static, DB>,
         rows: BTreeMap<rollup::RollupKey, rollup::Cells>,
@@ -415,21 +416,23 @@ sql_impl! {
             .collect();
         for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) "
             ));
             q.push_values(chunk, |mut row, (key, blob)| {
                 Self::push_rollup_key(&mut row, key);
                 row.push_bind(blob.as_slice());
+                row.push_bind(i64::try_from(blob.len()).unwrap_or(i64::MAX));
             });
             q.push(format!(
                 " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = {} \
-                 RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT)",
+                 RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT), compacted_bytes",
                 DB::APPENDED_COUNTS
             ));
             let mut long = Vec::new();
             for row in q.build().fetch_all(&mut **tx).await? {
-                let length: i64 = row.try_get(14)?;
-                if length > ROLLUP_COMPACT_AT {
+                let length: i64 = row.try_get(13)?;
+                let compacted: i64 = row.try_get(14)?;
+                if length > ROLLUP_COMPACT_AT.max(compacted.saturating_mul(2)) {
                     long.push(Self::rollup_key(&row)?);
                 }
             }
@@ -455,7 +458,6 @@ sql_impl! {
             .push_bind(key.protocol.clone())
             .push_bind(key.version.clone())
             .push_bind(key.interaction.clone())
-            .push_bind(key.window)
             .push_bind(key.development)
             .push_bind(key.period_day);
     }
@@ -476,9 +478,8 @@ sql_impl! {
             protocol: row.try_get(8)?,
             version: row.try_get(9)?,
             interaction: row.try_get(10)?,
-            window: row.try_get(11)?,
-            development: row.try_get(12)?,
-            period_day: row.try_get(13)?,
+            development: row.try_get(11)?,
+            period_day: row.try_get(12)?,
         })
     }
 
@@ -504,7 +505,7 @@ sql_impl! {
             let mut merged = Vec::with_capacity(chunk.len());
             for row in q.build().fetch_all(&mut **tx).await? {
                 let key = Self::rollup_key(&row)?;
-                let blob: Vec<u8> = row.try_get(14)?;
+                let blob: Vec<u8> = row.try_get(13)?;
                 let mut total = rollup::Cells::new();
                 let intact = rollup::decode_each(&blob, |cell, n| {
                     *total.entry(cell).or_insert(0) += n;
@@ -518,14 +519,16 @@ sql_impl! {
                 merged.push((key, rollup::encode(&total)));
             }
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) "
             ));
             q.push_values(&merged, |mut row, (key, blob)| {
                 Self::push_rollup_key(&mut row, key);
                 row.push_bind(blob.as_slice());
+                row.push_bind(i64::try_from(blob.len()).unwrap_or(i64::MAX));
             });
             q.push(format!(
-                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = excluded.counts"
+                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = excluded.counts, \
+                 compacted_bytes = excluded.compacted_bytes"
             ));
             q.build().execute(&mut **tx).await?;
         }
