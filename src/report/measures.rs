@@ -142,7 +142,10 @@ impl MetricsBuilder {
     /// A builder; with `histograms` the fine and coarse value counts are included.
     #[must_use]
     pub fn new(histograms: bool) -> Self {
-        Self { histograms, fine: vec![0; 64], ..Self::default() }
+        // Only allocated when it is reported: reports grouped by campaign and value have
+        // hundreds of thousands of rows.
+        let fine = if histograms { vec![0; 64] } else { Vec::new() };
+        Self { histograms, fine, ..Self::default() }
     }
 
     /// Count one aggregate row, decoded (quarantined rows are counted, never decoded).

@@ -10,7 +10,8 @@ pub mod measures;
 pub mod query;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use chrono::{Datelike as _, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};

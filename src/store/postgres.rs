@@ -25,7 +25,14 @@ impl Dialect for Postgres {
 
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-    const JOINED_COUNTS: &'static str = "string_agg(counts, '\\x00'::bytea)";
+    const PACKED_ROLLUP_ROWS: &'static str = "string_agg(convert_to(\
+        day || ';' || campaign_id || ';' || period_day || ';' \
+        || octet_length(ad_network_id) || ':' || ad_network_id \
+        || octet_length(source_identifier) || ':' || source_identifier \
+        || octet_length(protocol) || ':' || protocol \
+        || octet_length(version) || ':' || version \
+        || octet_length(interaction) || ':' || interaction \
+        || octet_length(counts) || ':', 'UTF8') || counts, ''::bytea)";
     const APPENDED_COUNTS: &'static str =
         "report_rollup.counts || '\\x00'::bytea || excluded.counts";
     const MAX_PARAMS: usize = 700;

@@ -293,6 +293,63 @@ pub(crate) fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, i64)) -> bool 
     true
 }
 
+/// One rollup row as [`each_packed`] reads it from a packed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedRow<'a> {
+    pub(crate) day: i64,
+    pub(crate) campaign_id: i64,
+    pub(crate) period_day: i64,
+    pub(crate) ad_network_id: &'a str,
+    pub(crate) source_identifier: &'a str,
+    pub(crate) protocol: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) interaction: &'a str,
+    pub(crate) counts: &'a [u8],
+}
+
+/// Call `each` for every row of a packed value; `false` when it is malformed. The database
+/// writes each row as its day, campaign and period as decimals ended by `;`, then the network,
+/// source identifier, protocol, version, interaction and counts blob each as a netstring
+/// (`<bytes>:<bytes>`), rows back to back.
+pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a>)) -> bool {
+    fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
+        let len = bytes.get(*at..)?.iter().position(|b| *b == end)?;
+        let text = std::str::from_utf8(&bytes[*at..*at + len]).ok()?;
+        *at += len + 1;
+        text.parse().ok()
+    }
+    fn field<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+        let len = usize::try_from(int(bytes, at, b':')?).ok()?;
+        let field = bytes.get(*at..at.checked_add(len)?)?;
+        *at += len;
+        Some(field)
+    }
+    fn text<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a str> {
+        std::str::from_utf8(field(bytes, at)?).ok()
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        let row = (|| {
+            Some(PackedRow {
+                day: int(bytes, &mut at, b';')?,
+                campaign_id: int(bytes, &mut at, b';')?,
+                period_day: int(bytes, &mut at, b';')?,
+                ad_network_id: text(bytes, &mut at)?,
+                source_identifier: text(bytes, &mut at)?,
+                protocol: text(bytes, &mut at)?,
+                version: text(bytes, &mut at)?,
+                interaction: text(bytes, &mut at)?,
+                counts: field(bytes, &mut at)?,
+            })
+        })();
+        match row {
+            Some(row) => each(row),
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Aligned blocks whose signed sum is exactly the days `from..=to`, with the fewest blocks: a
 /// range may take a longer block and subtract what overhangs (days 2..=95 as the 64-day block
 /// 0..=63 plus four 8-day blocks minus days 0 and 1), since counts are exact integers. A report
@@ -427,10 +484,10 @@ pub(crate) fn totals_rows(
 }
 
 /// Aggregate rows (one per group and cell): what reports grouped by a value read.
-pub(crate) fn aggregate_rows(
+pub(crate) fn aggregate_rows<C: IntoIterator<Item = (u32, i64)>>(
     app_id: i64,
     arrival: bool,
-    groups: impl IntoIterator<Item = (GroupKey, Cells)>,
+    groups: impl IntoIterator<Item = (GroupKey, C)>,
 ) -> Vec<AggregateRow> {
     let mut out = Vec::new();
     for (group, cells) in groups {
@@ -577,6 +634,36 @@ mod tests {
         let mut counts = [[0; totals::COUNTS]; 3];
         add_to_totals(&mut counts, cell, 1);
         assert_eq!(counts[2], totals::counts_of(&key, 1, 0));
+    }
+
+    #[test]
+    fn packed_rows_read_back_field_for_field() {
+        let counts = encode(&[(3, 2), (900, -1)].into_iter().collect());
+        let mut packed = b"20736;-1;-1;8:n1.skadn4:12343:skn3:4.05:click".to_vec();
+        packed.extend(format!("{}:", counts.len()).as_bytes());
+        packed.extend(&counts);
+        // A text holding the separators is read by its length.
+        packed.extend(b"5;17;100;3:a:;0:0:0:0:0:");
+        let mut rows = Vec::new();
+        assert!(each_packed(&packed, |row| rows.push((row, row.counts.to_vec()))));
+        assert_eq!(rows.len(), 2);
+        let (first, blob) = &rows[0];
+        assert_eq!(
+            (first.day, first.campaign_id, first.period_day, first.ad_network_id),
+            (20736, -1, -1, "n1.skadn")
+        );
+        assert_eq!(
+            (first.source_identifier, first.protocol, first.version, first.interaction),
+            ("1234", "skn", "4.0", "click")
+        );
+        assert_eq!(blob, &counts);
+        let (second, blob) = &rows[1];
+        assert_eq!((second.day, second.campaign_id, second.ad_network_id), (5, 17, "a:;"));
+        assert!(blob.is_empty() && second.source_identifier.is_empty());
+        assert!(each_packed(b"", |_| panic!("no rows")));
+        for bad in [&b"5;17;100;3:a"[..], b"5;x;1;", b"5;1;1;9:abc", b"5;1;1;-1:"] {
+            assert!(!each_packed(bad, |_| {}), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

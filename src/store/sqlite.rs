@@ -25,7 +25,14 @@ impl Dialect for Sqlite {
 
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
-    const JOINED_COUNTS: &'static str = "CAST(group_concat(counts, X'00') AS BLOB)";
+    const PACKED_ROLLUP_ROWS: &'static str = "CAST(group_concat(\
+        day || ';' || campaign_id || ';' || period_day || ';' \
+        || length(CAST(ad_network_id AS BLOB)) || ':' || ad_network_id \
+        || length(CAST(source_identifier AS BLOB)) || ':' || source_identifier \
+        || length(CAST(protocol AS BLOB)) || ':' || protocol \
+        || length(CAST(version AS BLOB)) || ':' || version \
+        || length(CAST(interaction AS BLOB)) || ':' || interaction \
+        || length(counts) || ':' || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
     const MAX_PARAMS: usize = usize::MAX;
