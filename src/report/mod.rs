@@ -9,9 +9,7 @@ pub mod csv;
 pub mod measures;
 pub mod query;
 
-use std::borrow::Cow;
-
-use foldhash::{HashMap, HashMapExt as _};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike as _, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -75,29 +73,27 @@ pub enum ReportError {
 }
 
 /// One part of a group key; one type per position, so the derived order sorts rows naturally.
-/// Text borrows from the rows being assembled: a key is built for every row, and copied only
-/// when it starts a group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Part<'a> {
+enum Part {
     Null,
     Int(i64),
-    Text(Cow<'a, str>),
+    Text(String),
     Date(NaiveDate),
 }
 
-impl<'a> Part<'a> {
+impl Part {
     fn json(&self, month: bool) -> Value {
         match self {
             Self::Null => Value::Null,
             Self::Int(v) => Value::from(*v),
-            Self::Text(t) => Value::from(t.as_ref()),
+            Self::Text(t) => Value::from(t.as_str()),
             Self::Date(d) if month => Value::from(d.format("%Y-%m").to_string()),
             Self::Date(d) => Value::from(d.to_string()),
         }
     }
 
-    fn text_or_null(text: &'a str) -> Self {
-        if text.is_empty() { Self::Null } else { Self::Text(Cow::Borrowed(text)) }
+    fn text_or_null(text: &str) -> Self {
+        if text.is_empty() { Self::Null } else { Self::Text(text.to_owned()) }
     }
 
     fn int_or_null(v: i64) -> Self {
@@ -153,10 +149,9 @@ struct Dims<'a> {
     tier_hint: i64,
 }
 
-/// The group key of a row, written into `key` (with a placeholder where the event goes, whose
-/// position is returned).
-fn group_key<'a>(query: &ReportQuery, d: &Dims<'a>, key: &mut Vec<Part<'a>>) -> Option<usize> {
-    key.clear();
+/// The group key of a row (with a placeholder where the event goes, and its position).
+fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
+    let mut key: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
     let mut event_slot = None;
     for dimension in &query.group_by {
         let day = day_from_number(d.day);
@@ -168,7 +163,7 @@ fn group_key<'a>(query: &ReportQuery, d: &Dims<'a>, key: &mut Vec<Part<'a>>) -> 
                 ));
             }
             Dimension::Month => key.push(Part::Date(day.with_day(1).unwrap_or(day))),
-            Dimension::AdNetworkId => key.push(Part::Text(Cow::Borrowed(d.ad_network_id))),
+            Dimension::AdNetworkId => key.push(Part::Text(d.ad_network_id.to_owned())),
             Dimension::SourceIdentifier => {
                 let digits = usize::from(query.digits.unwrap_or(4));
                 let source = d.source_identifier;
@@ -178,7 +173,7 @@ fn group_key<'a>(query: &ReportQuery, d: &Dims<'a>, key: &mut Vec<Part<'a>>) -> 
             Dimension::Window => key.push(Part::Int(d.window)),
             Dimension::Fidelity => key.push(Part::text_or_null(d.interaction)),
             Dimension::Version => key.push(if d.protocol == "adattributionkit" {
-                Part::Text(Cow::Borrowed("adattributionkit"))
+                Part::Text("adattributionkit".to_owned())
             } else {
                 Part::text_or_null(d.version)
             }),
@@ -191,43 +186,7 @@ fn group_key<'a>(query: &ReportQuery, d: &Dims<'a>, key: &mut Vec<Part<'a>>) -> 
             Dimension::Tier => key.push(Part::int_or_null(d.tier_hint)),
         }
     }
-    event_slot
-}
-
-/// The report's groups by key. A key is copied only when it starts a group.
-struct Groups<'a> {
-    index: HashMap<Vec<Part<'a>>, usize>,
-    builders: Vec<MetricsBuilder>,
-    histograms: bool,
-}
-
-impl<'a> Groups<'a> {
-    fn new(histograms: bool) -> Self {
-        Self { index: HashMap::new(), builders: Vec::new(), histograms }
-    }
-
-    fn get(&mut self, key: &[Part<'a>]) -> &mut MetricsBuilder {
-        let i = match self.index.get(key) {
-            Some(i) => *i,
-            None => {
-                self.index.insert(key.to_vec(), self.builders.len());
-                self.builders.push(MetricsBuilder::new(self.histograms));
-                self.builders.len() - 1
-            }
-        };
-        &mut self.builders[i]
-    }
-
-    /// The groups ordered by key.
-    fn into_sorted(self) -> Vec<(Vec<Part<'a>>, MetricsBuilder)> {
-        let mut keys: Vec<_> = self.index.into_iter().collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut builders: Vec<Option<MetricsBuilder>> =
-            self.builders.into_iter().map(Some).collect();
-        keys.into_iter()
-            .filter_map(|(key, i)| builders.get_mut(i).and_then(Option::take).map(|b| (key, b)))
-            .collect()
-    }
+    (key, event_slot)
 }
 
 /// Decoding slots per (install day, window): fine values 0-63, coarse low, medium, high, and no
@@ -309,8 +268,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             .iter()
             .any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
     let mut decoder = Decoder { history, slots: HashMap::new() };
-    let mut groups = Groups::new(histograms);
-    let mut key: Vec<Part<'_>> = Vec::with_capacity(query.group_by.len() + 1);
+    let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
     let mut totals = MetricsBuilder::new(query.histograms);
     let not_decoded = Decoded::not_decoded();
     match data {
@@ -340,15 +298,22 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                     &not_decoded
                 };
                 totals.add(row, decoded);
-                let event_slot = group_key(query, &dims, &mut key);
+                let (key, event_slot) = group_key(query, &dims);
                 match event_slot {
                     Some(slot) if !decoded.events.is_empty() => {
                         for event in &decoded.events {
-                            key[slot] = Part::Text(Cow::Owned(event.name.clone()));
-                            groups.get(&key).add(row, decoded);
+                            let mut key = key.clone();
+                            key[slot] = Part::Text(event.name.clone());
+                            groups
+                                .entry(key)
+                                .or_insert_with(|| MetricsBuilder::new(histograms))
+                                .add(row, decoded);
                         }
                     }
-                    _ => groups.get(&key).add(row, decoded),
+                    _ => groups
+                        .entry(key)
+                        .or_insert_with(|| MetricsBuilder::new(histograms))
+                        .add(row, decoded),
                 }
             }
         }
@@ -368,8 +333,8 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                     coarse_value: "",
                     tier_hint: -1,
                 };
-                group_key(query, &dims, &mut key);
-                let group = groups.get(&key);
+                let (key, _) = group_key(query, &dims);
+                let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
                 group.add_tally(&row.tally);
                 totals.add_tally(&row.tally);
                 let histogram = overall.entry((row.install_day, row.window)).or_insert([0; 67]);
@@ -393,7 +358,6 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         .flat_map(|d| column_names(*d).into_iter().map(move |n| (n, *d == Dimension::Month)))
         .collect();
     let rows = groups
-        .into_sorted()
         .into_iter()
         .map(|(key, builder)| ReportRow {
             group: names
