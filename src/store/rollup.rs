@@ -249,8 +249,8 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
 
 /// Cells as bytes: per non-zero cell in ascending order, the cell (the first one plus 1, then
 /// the gap from the previous one) and the count (zigzag), both as LEB128 varints. No byte is
-/// 0x00 (every varint is at least 1), so blobs joined with a 0x00 byte between them
-/// (`group_concat` in SQL) still decode: the 0x00 starts the next blob.
+/// 0x00 (every varint is at least 1), so blobs joined with a 0x00 byte between them (a row's
+/// appended runs) still decode: the 0x00 starts the next blob.
 pub(crate) fn encode(cells: &Cells) -> Vec<u8> {
     let mut out = Vec::with_capacity(cells.len() * 3);
     let mut previous: Option<u32> = None;
@@ -603,7 +603,7 @@ mod tests {
         }));
         assert_eq!(decoded, cells);
         assert!(!decode_each(&[0x80], |_, _| {}), "a truncated varint is malformed");
-        // Blobs joined by a 0x00 byte (as SQL's group_concat gives them) decode as one list.
+        // Blobs joined by a 0x00 byte (as a row's appended runs are stored) decode as one list.
         let other: Cells = [(0, 1), (17, 2)].into_iter().collect();
         let mut joined = encode(&cells);
         assert!(!joined.contains(&0), "no zero byte inside a blob");
