@@ -1,6 +1,6 @@
 -- The rollup keeps the window inside its cells instead of in the key: a campaign report reads
--- every campaign's row in every block, and one row per campaign instead of one per campaign and
--- window is a third of the rows to group. `compacted_bytes` is a row's blob length when it was
+-- every campaign's row in every block, and a SKAdNetwork 4 campaign's three windows now share
+-- one row. `compacted_bytes` is a row's blob length when it was
 -- last merged into one run: a row is merged again once appends double it. The rows are rebuilt
 -- from the aggregates when the service next starts. Through EXECUTE: report_rollup may be
 -- distributed (see migration 0011).

@@ -39,7 +39,7 @@ pub(super) struct AggregateRecord {
 
 /// ` GROUP BY` the selected columns (1-based positions) that are columns, not constants standing
 /// in for a dimension the report does not group by: constants only lengthen the key SQLite sorts
-/// to group (a third of the grouping time of a rollup read).
+/// to group.
 fn group_by(columns: &[bool]) -> String {
     let positions: Vec<String> = columns
         .iter()
@@ -396,9 +396,8 @@ super::sql::sql_impl! {
             foldhash::HashMap::default();
         let mut cells: foldhash::HashMap<rollup::GroupKey, foldhash::HashMap<u32, i64>> =
             foldhash::HashMap::default();
-        // Each run of blocks comes back packed in one value and is grouped here: the database
-        // would sort every row to group (about 2 µs a row on SQLite) and the driver costs about
-        // 3 µs a row, where scanning is a fraction of a microsecond.
+        // Each run of blocks comes back packed in one value and is grouped here: grouping in the
+        // database sorts every row, and the driver then costs microseconds per returned row.
         let mut corrupt = false;
         for (span, first, last, sign) in runs {
             let mut q = QueryBuilder::<DB>::new(format!(
@@ -449,7 +448,7 @@ super::sql::sql_impl! {
             });
             if corrupt || !intact {
                 return Err(StoreError::Corrupt(
-                    "report_rollup holds a malformed counts blob".to_owned(),
+                    "report_rollup returned a malformed packed row or counts blob".to_owned(),
                 ));
             }
         }

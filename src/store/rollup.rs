@@ -1,8 +1,8 @@
 //! The report rollup: for each time block, ad network, development flag and decoding period,
 //! every count a report needs, down to the window, the value, the did-win flag, the conversion
-//! type, the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`] rows also
-//! keep the source identifier and campaign, [`Family::Version`] rows the protocol, version and
-//! interaction.
+//! type, the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`]
+//! rows also keep the source identifier and campaign, [`Family::Version`] rows the protocol,
+//! version and interaction.
 //!
 //! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
 //! would otherwise group millions of detailed aggregates. Two things keep the rollup small enough to read in a few
@@ -10,8 +10,8 @@
 //! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks,
 //!   added or subtracted, instead of every day in it ([`blocks`]).
 //! - The window inside the cells, not in the key: a campaign report reads every campaign's row
-//!   in every block, and one row per campaign instead of one per campaign and window is a third
-//!   of the rows for the database to group.
+//!   in every block, and a SKAdNetwork 4 campaign's three windows share one row (a fifth fewer
+//!   rows in the benchmark, where older versions have only window 0).
 //! - The decoding period instead of the install day: reports decode a value with the schema
 //!   version in effect at the install day, and every day of one period decodes alike. A new
 //!   schema version splits a period; the rows it moves are recomputed from the aggregates in the
