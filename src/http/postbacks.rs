@@ -408,9 +408,13 @@ pub(crate) async fn get_postback(
             day: crate::skan::day_from_number(postback.install_day),
         },
         decoded,
-        signed_fields: parsed.as_ref().map(Postback::signed_keys).unwrap_or_default(),
-        unsigned_fields: parsed.as_ref().map(Postback::unsigned_keys).unwrap_or_default(),
+        signed_fields: parsed.as_ref().map(|p| owned(&p.signed_keys())).unwrap_or_default(),
+        unsigned_fields: parsed.as_ref().map(|p| owned(&p.unsigned_keys())).unwrap_or_default(),
         postback,
         receipts,
     }))
+}
+
+fn owned(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|&key| key.to_owned()).collect()
 }

@@ -242,9 +242,9 @@ impl AakPostback {
 
     /// Signed claim names present in the payload, in a stable order.
     #[must_use]
-    pub fn signed_keys(&self) -> Vec<String> {
+    pub fn signed_keys(&self) -> Vec<&str> {
         let p = &self.jws.payload;
-        let mut keys: Vec<String> = [
+        let mut keys: Vec<&str> = [
             Some(claim::AD_NETWORK_IDENTIFIER),
             Some(claim::ADVERTISED_ITEM_IDENTIFIER),
             Some(claim::CONVERSION_TYPE),
@@ -258,16 +258,15 @@ impl AakPostback {
         ]
         .into_iter()
         .flatten()
-        .map(str::to_owned)
         .collect();
-        keys.extend(p.extra.iter().map(|(k, _)| k.clone()));
+        keys.extend(p.extra.iter().map(|(k, _)| k.as_str()));
         keys
     }
 
     /// Outer keys present beside the JWS; none of them is signed.
     #[must_use]
-    pub fn unsigned_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = [
+    pub fn unsigned_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = [
             self.conversion_value.fine().map(|_| outer::CONVERSION_VALUE),
             self.conversion_value.coarse().map(|_| outer::COARSE_CONVERSION_VALUE),
             self.ad_interaction_type.map(|_| outer::AD_INTERACTION_TYPE),
@@ -275,9 +274,8 @@ impl AakPostback {
         ]
         .into_iter()
         .flatten()
-        .map(str::to_owned)
         .collect();
-        keys.extend(self.extra.iter().map(|(k, _)| k.clone()));
+        keys.extend(self.extra.iter().map(|(k, _)| k.as_str()));
         keys
     }
 }

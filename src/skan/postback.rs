@@ -248,9 +248,9 @@ impl Postback {
 
     /// Keys the signature covers (AdAttributionKit: the JWS payload claims).
     #[must_use]
-    pub fn signed_keys(&self) -> Vec<String> {
+    pub fn signed_keys(&self) -> Vec<&str> {
         match &self.body {
-            PostbackBody::Skan(s) => s.signed_keys().into_iter().map(str::to_owned).collect(),
+            PostbackBody::Skan(s) => s.signed_keys(),
             PostbackBody::Aak(a) => a.signed_keys(),
         }
     }
@@ -258,7 +258,7 @@ impl Postback {
     /// Keys present that the signature does not cover: conversion values, `country-code`, and
     /// anything a forwarder added. Later stages treat these with suspicion.
     #[must_use]
-    pub fn unsigned_keys(&self) -> Vec<String> {
+    pub fn unsigned_keys(&self) -> Vec<&str> {
         match &self.body {
             PostbackBody::Skan(s) => s.unsigned_keys(),
             PostbackBody::Aak(a) => a.unsigned_keys(),

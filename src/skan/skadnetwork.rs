@@ -261,15 +261,14 @@ impl SkanPostback {
     ///
     /// Conversion values and `country-code` are never signed; nor is anything a forwarder added.
     #[must_use]
-    pub fn unsigned_keys(&self) -> Vec<String> {
+    pub fn unsigned_keys(&self) -> Vec<&str> {
         let signed = self.signed_keys();
-        let mut keys: Vec<String> = self
+        let mut keys: Vec<&str> = self
             .present_keys()
             .into_iter()
             .filter(|k| *k != key::ATTRIBUTION_SIGNATURE && !signed.contains(k))
-            .map(str::to_owned)
             .collect();
-        keys.extend(self.extra.iter().map(|(k, _)| k.clone()));
+        keys.extend(self.extra.iter().map(|(k, _)| k.as_str()));
         keys
     }
 

@@ -151,3 +151,49 @@ fn output_streams_before_the_input_ends() {
     drop(stdin);
     let _ = child.wait();
 }
+
+#[test]
+fn many_batches_come_out_in_input_order_with_each_line_answered() {
+    // Batches are checked on several cores and finish in any order: here the first batch holds
+    // signatures to verify and the later ones only lines that fail to parse, so later batches
+    // finish first. The output must still follow the input line by line.
+    let valid = APPLE_VECTORS[0].postback.to_string();
+    let is_valid = |i: usize| i < 300 || i % 11 == 0;
+    let input: String = (0..2_000)
+        .map(|i| if is_valid(i) { format!("{valid}\n") } else { format!("not json {i}\n") })
+        .collect();
+    let (code, lines, _) = run(&["verify", "-"], &input);
+    assert_eq!(code, 1);
+    assert_eq!(lines.len(), 2_000);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i, "{line}");
+        assert_eq!(line["outcome"] == "valid", is_valid(i), "line {i}: {line}");
+    }
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_run() {
+    // `verify … | head -1`: the closed pipe must stop every stage, not leave the process hanging.
+    let line = format!("{}\n", APPLE_VECTORS[0].postback);
+    let file = std::env::temp_dir().join(format!("verify-early-{}.ndjson", std::process::id()));
+    std::fs::write(&file, line.repeat(20_000)).unwrap();
+    let mut child = bin()
+        .args(["verify", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("\"index\":0"), "{first}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "verify kept running after its reader left");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(status.code(), Some(0), "a closed output after valid lines is not a failure");
+}
