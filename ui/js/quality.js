@@ -82,10 +82,10 @@ export function QualityScreen({ session, params }) {
   const set = (name, value) => navigate('quality', { ...q, [name]: value }, true);
   return html`<section aria-labelledby="quality-title">
     <h1 id="quality-title">Data quality</h1>
-    <form class="report-form" onSubmit=${(e) => e.preventDefault()}>
-      <label for="quality-app">App</label><${AppPicker} id="quality-app" value=${q.app_id} onChange=${(v) => set('app_id', v)} />
-      <label for="quality-from">From</label><input id="quality-from" type="date" value=${q.from} onChange=${(e) => set('from', e.target.value)} />
-      <label for="quality-to">To</label><input id="quality-to" type="date" value=${q.to} onChange=${(e) => set('to', e.target.value)} />
+    <form class="report-form row" onSubmit=${(e) => e.preventDefault()} aria-label="Quality query">
+      <label>App <${AppPicker} id="quality-app" value=${q.app_id} onChange=${(v) => set('app_id', v)} /></label>
+      <label>From <input id="quality-from" type="date" value=${q.from} onChange=${(e) => set('from', e.target.value)} /></label>
+      <label>To <input id="quality-to" type="date" value=${q.to} onChange=${(e) => set('to', e.target.value)} /></label>
     </form>
     <${ErrorNote} error=${state.error} />
     ${state.loading && html`<p class="loading" role="status">Loading…</p>`}
