@@ -520,22 +520,8 @@ async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact(
             v["transaction-id"] = json!(format!("compaction-{i}"));
             store.record(&[item(&v, Channel::Network, at_ms)]).await.unwrap();
         }
-        let longest: i64 = match db.backend {
-            crate::helpers::Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-                sqlx::query_scalar("SELECT MAX(length(counts)) FROM report_rollup")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap()
-            }
-            _ => {
-                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-                sqlx::query_scalar("SELECT MAX(length(counts))::BIGINT FROM report_rollup")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap()
-            }
-        };
+        let longest = rollup_lengths(&db).await.into_iter().map(|(length, _)| length).max();
+        let longest = longest.unwrap_or(0);
         // Without compaction the busiest rows would hold 300 appended runs (over 1,200 bytes).
         assert!((1..=1_100).contains(&longest), "{:?}: longest blob {longest}", db.backend);
         let history =
@@ -565,5 +551,108 @@ async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact(
             assert_eq!(reports[0], reports[1], "{:?}: {shape}", db.backend);
             assert_eq!(reports[1].totals.postbacks, 300, "{:?}: {shape}", db.backend);
         }
+    }
+}
+
+/// Every rollup row's counts length and its length when last compacted.
+async fn rollup_lengths(db: &crate::helpers::TestDb) -> Vec<(i64, i64)> {
+    let sql = "SELECT CAST(length(counts) AS BIGINT), compacted_bytes FROM report_rollup \
+               ORDER BY app_id, date_kind, span, day, ad_network_id, family, source_identifier, \
+               campaign_id, protocol, version, interaction, development, period_day";
+    match db.backend {
+        crate::helpers::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_long_rollup_row_is_compacted_once_it_doubles_not_on_every_write() {
+    use skan_receiver::domain::aggregate::{AggregateKey, AggregateRow};
+    use skan_receiver::report::{ReportQuery, assemble, selection};
+    use skan_receiver::schema_versions::SchemaVersions;
+    use skan_receiver::store::ReportSource;
+    let row = |fine_value: i64, tier_hint: i64, outcome: &str, postbacks: i64| AggregateRow {
+        key: AggregateKey {
+            app_id: 4242,
+            arrival_day: 20_760,
+            install_day: 20_760,
+            ad_network_id: "compaction.example".to_owned(),
+            source_identifier: "1234".to_owned(),
+            campaign_id: -1,
+            protocol: "skadnetwork".to_owned(),
+            version: "4.0".to_owned(),
+            window: 0,
+            interaction: "click".to_owned(),
+            conversion_type: "download".to_owned(),
+            did_win: true,
+            development: false,
+            fine_value,
+            coarse_value: String::new(),
+            tier_hint,
+            outcome: outcome.to_owned(),
+        },
+        postbacks,
+        unsigned_mismatch: 0,
+    };
+    // 960 distinct cells: one run of them is well past the 1 KiB floor.
+    let wide: Vec<AggregateRow> = (0..64)
+        .flat_map(|v| {
+            (-1..=3).flat_map(move |t| ["valid", "invalid", "unverifiable"].map(|o| (v, t, o)))
+        })
+        .map(|(v, t, o)| row(v, t, o, 1))
+        .collect();
+    for (store, db) in stores().await {
+        store.add_aggregates(&wide).await.unwrap();
+        let first = rollup_lengths(&db).await;
+        assert!(!first.is_empty());
+        for &(length, compacted) in &first {
+            assert!(length > 1_024, "{:?}: a run of 960 cells takes {length} bytes", db.backend);
+            assert_eq!(length, compacted, "{:?}: a new row is one run", db.backend);
+        }
+        // Small writes append runs: the row stays under twice its compacted length, so it is
+        // not merged again (merging on every write past 1 KiB rewrote the whole blob each time).
+        for i in 0..10 {
+            store.add_aggregates(&[row(i, 0, "valid", 1)]).await.unwrap();
+        }
+        for ((length, compacted), (first_length, _)) in
+            rollup_lengths(&db).await.into_iter().zip(&first)
+        {
+            assert_eq!(compacted, *first_length, "{:?}: not compacted again yet", db.backend);
+            assert!(length > compacted, "{:?}: appended runs are kept ({length})", db.backend);
+        }
+        // A write that takes a row past twice its compacted length merges it into one run.
+        store.add_aggregates(&wide).await.unwrap();
+        for ((length, compacted), (first_length, _)) in
+            rollup_lengths(&db).await.into_iter().zip(&first)
+        {
+            assert_eq!(length, compacted, "{:?}: compacted into one run", db.backend);
+            assert!(length < 2 * first_length, "{:?}: {length} bytes after merging", db.backend);
+        }
+        // The merged counts read back exactly: the rollup's report equals the aggregates'.
+        let history =
+            SchemaVersions::new(store.clone(), Arc::new(skan_receiver::clock::SystemClock))
+                .history(4242)
+                .await
+                .unwrap();
+        let text = "app_id=4242&from=2026-10-01&to=2026-11-28&date_type=arrival\
+                    &group_by=source_identifier,fine_value,tier";
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let query = ReportQuery::parse(&pairs).unwrap();
+        let mut reports = Vec::new();
+        for source in [ReportSource::Aggregates, ReportSource::SourceRollup] {
+            let mut chosen = selection(&query, &history);
+            chosen.source = source;
+            reports.push(assemble(&query, &history, &store.report_rows(&chosen).await.unwrap()));
+        }
+        assert_eq!(reports[0], reports[1], "{:?}", db.backend);
+        assert_eq!(reports[1].totals.postbacks, 2 * 960 + 10, "{:?}", db.backend);
     }
 }
