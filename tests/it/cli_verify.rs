@@ -158,7 +158,7 @@ fn many_batches_come_out_in_input_order_with_each_line_answered() {
     // signatures to verify and the later ones only lines that fail to parse, so later batches
     // finish first. The output must still follow the input line by line.
     let valid = APPLE_VECTORS[0].postback.to_string();
-    let is_valid = |i: usize| i < 300 || i % 11 == 0;
+    let is_valid = |i: usize| i < 300 || i.is_multiple_of(11);
     let input: String = (0..2_000)
         .map(|i| if is_valid(i) { format!("{valid}\n") } else { format!("not json {i}\n") })
         .collect();
