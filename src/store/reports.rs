@@ -1,6 +1,7 @@
 //! Report reads in SQL: the detailed aggregates, the value cube and the totals, each grouped in
 //! the database by exactly the dimensions a report needs.
 
+use futures_util::StreamExt as _;
 use sqlx::{FromRow, QueryBuilder, Row as _};
 
 use super::{
@@ -398,8 +399,12 @@ super::sql::sql_impl! {
             foldhash::HashMap::default();
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
-        let mut corrupt = false;
-        for (span, first, last, sign) in runs {
+        // Each run is cut into one piece per core, read on several connections at once (on
+        // SQLite each connection has its own thread, so packing runs on every core), and each
+        // piece is grouped as it arrives while the others are still being read.
+        let parallel = parallel_reads();
+        let pieces = rollup::pieces(&runs, parallel as i64);
+        let reads = pieces.into_iter().map(|(span, first, last, sign)| {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {} FROM report_rollup WHERE app_id = ",
                 DB::PACKED_ROLLUP_ROWS
@@ -415,7 +420,15 @@ super::sql::sql_impl! {
             Self::push_in(&mut q, "interaction", &f.interaction);
             Self::push_versions(&mut q, &f.version);
             Self::push_bool(&mut q, "development", &f.development);
-            let packed: Option<Vec<u8>> = q.build_query_scalar().fetch_one(&self.pool).await?;
+            async move {
+                let packed: Option<Vec<u8>> = q.build_query_scalar().fetch_one(&self.pool).await?;
+                Ok::<_, StoreError>((sign, packed))
+            }
+        });
+        let mut reads = futures_util::stream::iter(reads).buffer_unordered(parallel);
+        let mut corrupt = false;
+        while let Some(read) = reads.next().await {
+            let (sign, packed) = read?;
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
                 let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
                 let group = rollup::GroupKey {
@@ -560,4 +573,10 @@ super::sql::sql_impl! {
         Ok(found)
     }
 
+}
+
+/// Rollup pieces read at once: one per core (each statement's packing is single-threaded), at
+/// most four so a report leaves connections for ingest.
+fn parallel_reads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }

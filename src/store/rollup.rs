@@ -369,6 +369,23 @@ pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
     runs
 }
 
+/// Each run of blocks cut into at most `count` pieces of whole blocks, as even as they come, each
+/// `(span, first block, last block, sign)` like a run.
+pub(crate) fn pieces(runs: &[(i64, i64, i64, i64)], count: i64) -> Vec<(i64, i64, i64, i64)> {
+    let mut out = Vec::new();
+    for &(span, first, last, sign) in runs {
+        let blocks = (last - first) / span + 1;
+        let per_piece = (blocks + count.max(1) - 1) / count.max(1);
+        let mut start = first;
+        while start <= last {
+            let end = (start + (per_piece - 1) * span).min(last);
+            out.push((span, start, end, sign));
+            start = end + span;
+        }
+    }
+    out
+}
+
 /// The fewest signed aligned blocks of `SPANS[..=level]` summing to the days `from..until`:
 /// `(span, first day, sign)`. At each level both ends may stop short (the lower levels add the
 /// rest) or overhang (the lower levels take the excess away); four choices per level, three
@@ -574,6 +591,38 @@ mod tests {
         assert!(worst <= 12, "a 90-day range took {worst} blocks");
         // Days 2..=95: the 64-day block 0..=63, four 8-day blocks, minus days 0 and 1.
         assert_eq!(blocks(2, 95), vec![(1, 0, 1, -1), (8, 64, 88, 1), (64, 0, 0, 1)]);
+    }
+
+    #[test]
+    fn pieces_cover_each_run_exactly_once_in_even_aligned_reads() {
+        for from in -20..70 {
+            for to in [from, from + 9, from + 89, from + 399] {
+                let runs = blocks(from, to);
+                let blocks_of = |runs: &[(i64, i64, i64, i64)]| {
+                    let mut all: Vec<(i64, i64, i64)> = runs
+                        .iter()
+                        .flat_map(|&(span, first, last, sign)| {
+                            (0..=(last - first) / span).map(move |i| (span, first + i * span, sign))
+                        })
+                        .collect();
+                    all.sort_unstable();
+                    all
+                };
+                for count in 1..=4 {
+                    let pieces = pieces(&runs, count);
+                    assert_eq!(blocks_of(&pieces), blocks_of(&runs), "{from}..={to}");
+                    assert!(pieces.len() <= runs.len() * count as usize);
+                    for (span, first, last, _) in pieces {
+                        assert!(first <= last && (last - first) % span == 0);
+                    }
+                }
+            }
+        }
+        // 90 single days in two reads of 45; four 8-day blocks in two of two.
+        assert_eq!(
+            pieces(&[(1, 0, 89, 1), (8, 64, 88, -1)], 2),
+            vec![(1, 0, 44, 1), (1, 45, 89, 1), (8, 64, 72, -1), (8, 80, 88, -1),]
+        );
     }
 
     #[test]
