@@ -507,9 +507,6 @@ async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
 
 #[tokio::test]
 async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact() {
-    use skan_receiver::report::{ReportQuery, assemble, selection};
-    use skan_receiver::schema_versions::SchemaVersions;
-    use skan_receiver::store::ReportSource;
     for (store, db) in stores().await {
         // 300 postbacks of one network, campaign, window and arrival day, each in its own
         // transaction: every one appends to the same rollup rows.
@@ -524,34 +521,42 @@ async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact(
         let longest = longest.unwrap_or(0);
         // Without compaction the busiest rows would hold 300 appended runs (over 1,200 bytes).
         assert!((1..=1_100).contains(&longest), "{:?}: longest blob {longest}", db.backend);
-        let history =
-            SchemaVersions::new(store.clone(), Arc::new(skan_receiver::clock::SystemClock))
-                .history(pb["app-id"].as_i64().unwrap())
-                .await
-                .unwrap();
         for shape in ["group_by=source_identifier,fine_value", "group_by=day,ad_network_id"] {
             let text = format!(
                 "app_id={}&from=2026-10-01&to=2026-11-28&date_type=arrival&{shape}",
                 pb["app-id"]
             );
-            let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let query = ReportQuery::parse(&pairs).unwrap();
-            let mut reports = Vec::new();
-            for source in [ReportSource::Aggregates, ReportSource::SourceRollup] {
-                let mut chosen = selection(&query, &history);
-                chosen.source = source;
-                reports.push(assemble(
-                    &query,
-                    &history,
-                    &store.report_rows(&chosen).await.unwrap(),
-                ));
-            }
+            let reports = aggregates_and_rollup_reports(&store, &text).await;
             assert_eq!(reports[0], reports[1], "{:?}: {shape}", db.backend);
             assert_eq!(reports[1].totals.postbacks, 300, "{:?}: {shape}", db.backend);
         }
     }
+}
+
+/// The report a query string asks for, read from the aggregates and from the source rollup.
+async fn aggregates_and_rollup_reports(
+    store: &Arc<dyn Store>,
+    text: &str,
+) -> [skan_receiver::report::Report; 2] {
+    use skan_receiver::report::{ReportQuery, assemble, selection};
+    use skan_receiver::schema_versions::SchemaVersions;
+    use skan_receiver::store::ReportSource;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = ReportQuery::parse(&pairs).unwrap();
+    let history = SchemaVersions::new(store.clone(), Arc::new(skan_receiver::clock::SystemClock))
+        .history(query.app_id)
+        .await
+        .unwrap();
+    let read = |source| {
+        let mut chosen = selection(&query, &history);
+        chosen.source = source;
+        chosen
+    };
+    let aggregates = store.report_rows(&read(ReportSource::Aggregates)).await.unwrap();
+    let rollup = store.report_rows(&read(ReportSource::SourceRollup)).await.unwrap();
+    [assemble(&query, &history, &aggregates), assemble(&query, &history, &rollup)]
 }
 
 /// Every rollup row's counts length and its length when last compacted.
@@ -574,9 +579,6 @@ async fn rollup_lengths(db: &crate::helpers::TestDb) -> Vec<(i64, i64)> {
 #[tokio::test]
 async fn a_long_rollup_row_is_compacted_once_it_doubles_not_on_every_write() {
     use skan_receiver::domain::aggregate::{AggregateKey, AggregateRow};
-    use skan_receiver::report::{ReportQuery, assemble, selection};
-    use skan_receiver::schema_versions::SchemaVersions;
-    use skan_receiver::store::ReportSource;
     let row = |fine_value: i64, tier_hint: i64, outcome: &str, postbacks: i64| AggregateRow {
         key: AggregateKey {
             app_id: 4242,
@@ -635,23 +637,12 @@ async fn a_long_rollup_row_is_compacted_once_it_doubles_not_on_every_write() {
             assert!(length < 2 * first_length, "{:?}: {length} bytes after merging", db.backend);
         }
         // The merged counts read back exactly: the rollup's report equals the aggregates'.
-        let history =
-            SchemaVersions::new(store.clone(), Arc::new(skan_receiver::clock::SystemClock))
-                .history(4242)
-                .await
-                .unwrap();
-        let text = "app_id=4242&from=2026-10-01&to=2026-11-28&date_type=arrival\
-                    &group_by=source_identifier,fine_value,tier";
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let query = ReportQuery::parse(&pairs).unwrap();
-        let mut reports = Vec::new();
-        for source in [ReportSource::Aggregates, ReportSource::SourceRollup] {
-            let mut chosen = selection(&query, &history);
-            chosen.source = source;
-            reports.push(assemble(&query, &history, &store.report_rows(&chosen).await.unwrap()));
-        }
+        let reports = aggregates_and_rollup_reports(
+            &store,
+            "app_id=4242&from=2026-10-01&to=2026-11-28&date_type=arrival\
+             &group_by=source_identifier,fine_value,tier",
+        )
+        .await;
         assert_eq!(reports[0], reports[1], "{:?}", db.backend);
         assert_eq!(reports[1].totals.postbacks, 2 * 960 + 10, "{:?}", db.backend);
     }
