@@ -25,14 +25,19 @@ impl Dialect for Sqlite {
 
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    // One printf per row: a chain of `||` builds a new string at every step and cost SQLite
+    // about 2 µs a row, this about 0.8 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68
+    // ms against 21-33 ms, the same bytes). printf's `%s` stops at a NUL character, so each
+    // text's length is measured on what printf writes: a key holding a NUL (which PostgreSQL
+    // cannot store at all) is read cut at the NUL instead of breaking the packed value.
     const PACKED_ROLLUP_ROWS: &'static str = "CAST(group_concat(\
-        day || ';' || campaign_id || ';' || period_day || ';' \
-        || length(CAST(ad_network_id AS BLOB)) || ':' || ad_network_id \
-        || length(CAST(source_identifier AS BLOB)) || ':' || source_identifier \
-        || length(CAST(protocol AS BLOB)) || ':' || protocol \
-        || length(CAST(version AS BLOB)) || ':' || version \
-        || length(CAST(interaction AS BLOB)) || ':' || interaction \
-        || length(counts) || ':' || counts, '') AS BLOB)";
+        printf('%d;%d;%d;%d:%s%d:%s%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
+        length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
+        length(CAST(printf('%s', source_identifier) AS BLOB)), source_identifier, \
+        length(CAST(printf('%s', protocol) AS BLOB)), protocol, \
+        length(CAST(printf('%s', version) AS BLOB)), version, \
+        length(CAST(printf('%s', interaction) AS BLOB)), interaction, \
+        length(counts)) || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
     const MAX_PARAMS: usize = usize::MAX;
