@@ -647,3 +647,29 @@ async fn a_long_rollup_row_is_compacted_once_it_doubles_not_on_every_write() {
         assert_eq!(reports[1].totals.postbacks, 2 * 960 + 10, "{:?}", db.backend);
     }
 }
+
+#[tokio::test]
+async fn a_network_id_holding_a_nul_still_reads_back_from_the_rollup() {
+    for (store, db) in stores().await {
+        // PostgreSQL cannot store a NUL in text at all; SQLite can, and its packed rollup read
+        // must still parse (the key is cut at the NUL there) rather than fail the report.
+        if !matches!(db.backend, crate::helpers::Backend::Sqlite) {
+            continue;
+        }
+        let pb = &APPLE_VECTORS[0].postback;
+        let mut odd = pb.clone();
+        odd["ad-network-id"] = json!("net\u{0}work");
+        let at_ms = 1_793_000_000_000;
+        store.record(&[item(&odd, Channel::Network, at_ms)]).await.unwrap();
+        store.record(&[item(pb, Channel::Network, at_ms)]).await.unwrap();
+        let text = format!(
+            "app_id={}&from=2026-10-01&to=2026-11-28&date_type=arrival\
+             &group_by=ad_network_id,source_identifier",
+            pb["app-id"]
+        );
+        let [aggregates, rollup] = aggregates_and_rollup_reports(&store, &text).await;
+        assert_eq!(rollup.totals.postbacks, 2);
+        assert_eq!(rollup.totals, aggregates.totals);
+        assert_eq!(rollup.rows.len(), 2, "{:?}", rollup.rows);
+    }
+}
