@@ -50,7 +50,6 @@ struct VerifyLine<'a> {
     outcome: OutcomeClass,
     development: bool,
     key: Option<String>,
-    #[serde(serialize_with = "as_text")]
     dedup_key: Option<DedupKey>,
     window: Option<u8>,
     did_win: Option<bool>,
@@ -59,13 +58,6 @@ struct VerifyLine<'a> {
     signed_fields: Vec<&'a str>,
     unsigned_fields: Vec<&'a str>,
     error: Option<ErrorBody>,
-}
-
-fn as_text<S: serde::Serializer>(key: &Option<DedupKey>, out: S) -> Result<S::Ok, S::Error> {
-    match key {
-        Some(key) => out.serialize_str(key.as_str()),
-        None => out.serialize_none(),
-    }
 }
 
 /// Run `verify`: exit 0 when every postback is valid, 1 when any is not, 2 on unreadable input.

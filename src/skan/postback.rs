@@ -282,7 +282,8 @@ impl Postback {
 /// Apple does not say whether a conversion's three windows share one transaction-id.
 /// AdAttributionKit: the postback-identifier, case-folded (Apple's examples use both cases).
 /// Components are percent-escaped for `%` and `:` so distinct tuples never collide.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct DedupKey(String);
 
 impl DedupKey {

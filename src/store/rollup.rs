@@ -5,8 +5,8 @@
 //! version and interaction.
 //!
 //! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
-//! would otherwise group millions of detailed aggregates. Two things keep the rollup small enough to read in a few
-//! tens of milliseconds:
+//! would otherwise group millions of detailed aggregates. Three things keep the rollup small
+//! enough to read in a few tens of milliseconds:
 //! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks,
 //!   added or subtracted, instead of every day in it ([`blocks`]).
 //! - The window inside the cells, not in the key: a campaign report reads every campaign's row
@@ -373,9 +373,10 @@ pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
 /// `(span, first block, last block, sign)` like a run.
 pub(crate) fn pieces(runs: &[(i64, i64, i64, i64)], count: i64) -> Vec<(i64, i64, i64, i64)> {
     let mut out = Vec::new();
+    let count = count.max(1);
     for &(span, first, last, sign) in runs {
         let blocks = (last - first) / span + 1;
-        let per_piece = (blocks + count.max(1) - 1) / count.max(1);
+        let per_piece = (blocks + count - 1) / count;
         let mut start = first;
         while start <= last {
             let end = (start + (per_piece - 1) * span).min(last);

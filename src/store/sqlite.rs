@@ -26,8 +26,8 @@ impl Dialect for Sqlite {
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     // One printf per row: a chain of `||` builds a new string at every step and cost SQLite
-    // about 2 µs a row, this about 0.8 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68
-    // ms against 21-33 ms, the same bytes). printf's `%s` stops at a NUL character, so each
+    // about 2 µs a row, this about 1 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68 ms
+    // against 27-41 ms, the same bytes). printf's `%s` stops at a NUL character, so each
     // text's length is measured on what printf writes: a key holding a NUL (which PostgreSQL
     // cannot store at all) is read cut at the NUL instead of breaking the packed value.
     const PACKED_ROLLUP_ROWS: &'static str = "CAST(group_concat(\
