@@ -11,7 +11,8 @@
 //!
 //! Run: `cargo bench --bench reports`. `SKAN_BENCH_POSTBACKS` (default 10000000) sets the size,
 //! `SKAN_BENCH_DATABASE_URL` another database (e.g. PostgreSQL; it must be empty or built by this
-//! benchmark), `SKAN_BENCH_RUNS` the timed runs per shape (default 5, after one warm-up).
+//! benchmark), `SKAN_BENCH_RUNS` the timed runs per shape (default 5, after one warm-up),
+//! `SKAN_BENCH_SHAPES` a comma-separated list of words: only shapes whose name holds one run.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -172,11 +173,15 @@ fn main() {
             "shape", "median ms", "min ms", "max ms", "rows", "db rows", "db ms", "rust ms"
         );
         let history = schemas.history(APP as i64).await.expect("history");
+        let only: Vec<String> = std::env::var("SKAN_BENCH_SHAPES")
+            .map(|v| v.split(',').map(str::trim).filter(|w| !w.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
         let long_from = to - Duration::days(399);
         for (range, name, extra) in shapes
             .iter()
             .map(|(n, e)| ((from, to), n, e))
             .chain(long.iter().map(|(n, e)| ((long_from, to), n, e)))
+            .filter(|(_, name, _)| only.is_empty() || only.iter().any(|w| name.contains(w.as_str())))
         {
             let text = format!("app_id={APP}&from={}&to={}{extra}", range.0, range.1);
             let pairs: Vec<(String, String)> =
@@ -198,6 +203,9 @@ fn main() {
             let (source, db_count) = match &db_rows {
                 store::ReportData::Rows(rows) => ("rows", rows.len()),
                 store::ReportData::Totals(rows) => ("totals", rows.len()),
+                store::ReportData::Cells(groups) => {
+                    ("cells", groups.iter().map(|g| g.cells.len()).sum())
+                }
             };
             let db_ms = started.elapsed().as_secs_f64() * 1000.0;
             let started = Instant::now();
