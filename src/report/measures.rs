@@ -2,8 +2,6 @@
 //!
 //! Pure: rows and decodings in, numbers out. Every metric is defined here and in the README.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -126,13 +124,22 @@ pub struct Metrics {
     pub coarse_histogram: Option<CoarseHistogram>,
 }
 
+/// An event's postbacks, minimum and maximum occurrences (`None`: unbounded).
+type EventSums = (i64, i64, Option<i64>);
+
+/// A currency's revenue minimum, maximum (`None`: unbounded) and midpoint sums.
+type RevenueSums = (f64, Option<f64>, f64);
+
 /// Accumulates [`Metrics`] from tallies and decoded values.
 #[derive(Debug, Default)]
 pub struct MetricsBuilder {
     tally: Tally,
     decoded: DecodeCounts,
-    events: BTreeMap<String, (i64, i64, Option<i64>)>,
-    revenue: BTreeMap<String, (f64, Option<f64>, f64)>,
+    /// By name, in the order first seen (sorted when finished): a report row sees a handful,
+    /// and hundreds of thousands of rows each with an ordered map's node cost far more.
+    events: Vec<(String, EventSums)>,
+    /// By currency, as `events`.
+    revenue: Vec<(String, RevenueSums)>,
     histograms: bool,
     fine: Vec<i64>,
     coarse: CoarseHistogram,
@@ -188,7 +195,7 @@ impl MetricsBuilder {
             DecodeStatus::NoValue => {}
         }
         for event in &decoded.events {
-            let add = |entry: &mut (i64, i64, Option<i64>)| {
+            let add = |entry: &mut EventSums| {
                 entry.0 += n;
                 entry.1 += n * i64::from(event.min_count.unwrap_or(1));
                 entry.2 = match (entry.2, event.max_count) {
@@ -196,16 +203,19 @@ impl MetricsBuilder {
                     _ => None,
                 };
             };
-            // Looked up by `&str` first: reports add values hundreds of thousands of times, and
-            // a name is copied only the first time a group sees it.
-            match self.events.get_mut(event.name.as_str()) {
-                Some(entry) => add(entry),
-                None => add(self.events.entry(event.name.clone()).or_insert((0, 0, Some(0)))),
+            // A name is copied only the first time a group sees it.
+            match self.events.iter_mut().find(|(name, _)| *name == event.name) {
+                Some((_, entry)) => add(entry),
+                None => {
+                    let mut entry = (0, 0, Some(0));
+                    add(&mut entry);
+                    self.events.push((event.name.clone(), entry));
+                }
             }
         }
         if let (Some(range), Some(currency)) = (&decoded.revenue, &decoded.currency) {
             let count = n as f64;
-            let add = |entry: &mut (f64, Option<f64>, f64)| {
+            let add = |entry: &mut RevenueSums| {
                 entry.0 += count * range.min;
                 entry.1 = match (entry.1, range.max) {
                     (Some(sum), Some(max)) => Some(sum + count * max),
@@ -213,16 +223,22 @@ impl MetricsBuilder {
                 };
                 entry.2 += count * range.midpoint();
             };
-            match self.revenue.get_mut(currency.as_str()) {
-                Some(entry) => add(entry),
-                None => add(self.revenue.entry(currency.clone()).or_insert((0.0, Some(0.0), 0.0))),
+            match self.revenue.iter_mut().find(|(name, _)| name == currency) {
+                Some((_, entry)) => add(entry),
+                None => {
+                    let mut entry = (0.0, Some(0.0), 0.0);
+                    add(&mut entry);
+                    self.revenue.push((currency.clone(), entry));
+                }
             }
         }
     }
 
     /// The finished metrics.
     #[must_use]
-    pub fn finish(self) -> Metrics {
+    pub fn finish(mut self) -> Metrics {
+        self.events.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.revenue.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let t = self.tally;
         let winning = t.valid - t.nonwinning;
         let with_value = winning - t.null_values;
