@@ -2,7 +2,7 @@
 //! the filters a report applies to them, the tallies that need no decoding, and the rule for
 //! reading a conversion value back out of columns.
 
-use crate::skan::{CoarseValue, ConversionValue};
+use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 
 use super::postback::{NewPostback, UnsignedValues};
 
@@ -160,36 +160,41 @@ impl Tally {
     /// The tally of one aggregate row.
     #[must_use]
     pub fn of(row: &AggregateRow) -> Self {
-        let (n, k) = (row.postbacks, &row.key);
+        Self::of_cell(CellKey::of(&row.key), row.postbacks, row.unsigned_mismatch)
+    }
+
+    /// The tally of `n` postbacks of one cell, `mismatch` of them with copies that disagreed.
+    #[must_use]
+    pub fn of_cell(cell: CellKey, n: i64, mismatch: i64) -> Self {
         let mut t = Self::default();
-        match k.outcome.as_str() {
-            "valid" => t.valid = n,
-            "invalid" => {
+        match cell.outcome {
+            OutcomeClass::Valid => t.valid = n,
+            OutcomeClass::Invalid => {
                 t.invalid = n;
                 return t;
             }
-            _ => {
+            OutcomeClass::Unverifiable => {
                 t.unverifiable = n;
                 return t;
             }
         }
-        t.unsigned_mismatch = row.unsigned_mismatch;
-        t.windows[usize::try_from(k.window).unwrap_or(0).min(2)] = n;
-        if k.did_win {
-            if k.window == 0 {
-                match k.conversion_type.as_str() {
-                    "redownload" => t.redownloads = n,
-                    "re-engagement" => {}
-                    _ => t.installs = n,
+        t.unsigned_mismatch = mismatch;
+        t.windows[usize::from(cell.window.min(2))] = n;
+        if cell.did_win {
+            if cell.window == 0 {
+                match cell.conversion {
+                    Conversion::Redownload => t.redownloads = n,
+                    Conversion::ReEngagement => {}
+                    Conversion::Download => t.installs = n,
                 }
             }
-            if k.fine_value < 0 && k.coarse_value.is_empty() {
+            if cell.value == ConversionValue::None {
                 t.null_values = n;
             }
         } else {
             t.nonwinning = n;
         }
-        t.tiers[usize::try_from(k.tier_hint).map_or(4, |t| t.min(4))] = n;
+        t.tiers[usize::try_from(cell.tier_hint).map_or(4, |t| t.min(4))] = n;
         t
     }
 
@@ -208,6 +213,61 @@ impl Tally {
         }
         for (a, b) in self.windows.iter_mut().zip(other.windows) {
             *a += b;
+        }
+    }
+}
+
+/// What a tally and a report's value dimensions need of an aggregate key below the report's
+/// group, held without allocating: reports grouped by value read hundreds of thousands of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CellKey {
+    /// Conversion window, 0-2.
+    pub window: u8,
+    /// Winning attribution.
+    pub did_win: bool,
+    /// What the conversion type counts as.
+    pub conversion: Conversion,
+    /// Tier hint, -1 when unknown.
+    pub tier_hint: i8,
+    /// Signature outcome.
+    pub outcome: OutcomeClass,
+    /// The value in effect.
+    pub value: ConversionValue,
+}
+
+/// A conversion type as reports count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conversion {
+    /// `download`, or none (versions before 2.0 do not say): an install.
+    Download,
+    /// `redownload`.
+    Redownload,
+    /// `re-engagement`.
+    ReEngagement,
+}
+
+impl CellKey {
+    /// The cell of an aggregate key.
+    #[must_use]
+    pub fn of(key: &AggregateKey) -> Self {
+        Self {
+            window: u8::try_from(key.window.clamp(0, 2)).unwrap_or(0),
+            did_win: key.did_win,
+            conversion: match key.conversion_type.as_str() {
+                "redownload" => Conversion::Redownload,
+                "re-engagement" => Conversion::ReEngagement,
+                _ => Conversion::Download,
+            },
+            tier_hint: i8::try_from(key.tier_hint.clamp(-1, 4)).unwrap_or(-1),
+            outcome: match key.outcome.as_str() {
+                "valid" => OutcomeClass::Valid,
+                "invalid" => OutcomeClass::Invalid,
+                _ => OutcomeClass::Unverifiable,
+            },
+            value: value_of(
+                (key.fine_value >= 0).then_some(key.fine_value),
+                Some(key.coarse_value.as_str()),
+            ),
         }
     }
 }

@@ -19,10 +19,10 @@ use utoipa::ToSchema;
 pub use measures::{Metrics, MetricsBuilder};
 pub use query::{Dimension, QueryError, ReportQuery};
 
-use crate::domain::aggregate::row_value;
+use crate::domain::aggregate::{Tally, row_value};
 use crate::schema::{Decoded, SchemaHistory};
 use crate::schema_versions::{SchemaError, SchemaVersions};
-use crate::skan::{CoarseValue, ConversionValue};
+use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 use crate::skan::{day_from_number, day_number};
 use crate::store::{
     DateType, ReportData, ReportSelection, ReportSource, Store, StoreError, TotalsRow,
@@ -269,6 +269,8 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             .any(|d| matches!(d, Dimension::FineValue | Dimension::CoarseValue));
     let mut decoder = Decoder { history, slots: HashMap::new() };
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
+    // Groups already in order (cell groups are grouped and sorted without a map of full keys).
+    let mut ordered: Vec<(Vec<Part>, MetricsBuilder)> = Vec::new();
     let mut totals = MetricsBuilder::new(query.histograms);
     let not_decoded = Decoded::not_decoded();
     match data {
@@ -317,6 +319,9 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                 }
             }
         }
+        ReportData::Cells(cell_groups) => {
+            ordered = assemble_cells(query, histograms, &mut decoder, cell_groups, &mut totals);
+        }
         ReportData::Totals(rows) => {
             let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
             for row in rows {
@@ -359,6 +364,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         .collect();
     let rows = groups
         .into_iter()
+        .chain(ordered)
         .map(|(key, builder)| ReportRow {
             group: names
                 .iter()
@@ -380,6 +386,231 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         rows,
         totals: totals.finish(),
     }
+}
+
+/// A report row's values of the dimensions below a cell group (`-1` / `''` when not grouped by
+/// them, or absent), the event as its index among the report's event names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CellParts {
+    window: i64,
+    fine_value: i64,
+    coarse_value: &'static str,
+    tier_hint: i64,
+    event: Option<usize>,
+}
+
+/// Where a group key holds each dimension a cell sets.
+#[derive(Default)]
+struct CellSlots {
+    window: Option<usize>,
+    fine_value: Option<usize>,
+    coarse_value: Option<usize>,
+    tier: Option<usize>,
+    event: Option<usize>,
+}
+
+impl CellSlots {
+    fn of(query: &ReportQuery) -> Self {
+        let mut slots = Self::default();
+        let mut at = 0;
+        for dimension in &query.group_by {
+            match dimension {
+                Dimension::Window => slots.window = Some(at),
+                Dimension::FineValue => slots.fine_value = Some(at),
+                Dimension::CoarseValue => slots.coarse_value = Some(at),
+                Dimension::Tier => slots.tier = Some(at),
+                Dimension::Event => slots.event = Some(at),
+                _ => {}
+            }
+            at += column_names(*dimension).len();
+        }
+        slots
+    }
+}
+
+/// Assemble cell groups: each group's key is made once, and its cells are counted under a
+/// small copyable key of the values below it. Rows are ordered by ranks of their parts (what
+/// the full keys' order would give) and their full keys made last: hundreds of thousands of
+/// rows in an ordered map of full keys cost more than everything else together.
+fn assemble_cells(
+    query: &ReportQuery,
+    histograms: bool,
+    decoder: &mut Decoder<'_>,
+    cell_groups: &[crate::store::CellGroup],
+    totals: &mut MetricsBuilder,
+) -> Vec<(Vec<Part>, MetricsBuilder)> {
+    let slots = CellSlots::of(query);
+    let not_decoded = Decoded::not_decoded();
+    let mut templates: HashMap<Vec<Part>, usize> = HashMap::new();
+    let mut template_keys: Vec<Vec<Part>> = Vec::new();
+    let mut event_names: Vec<String> = Vec::new();
+    let mut event_index: HashMap<String, usize> = HashMap::new();
+    let mut row_index: foldhash::HashMap<(usize, CellParts), usize> = foldhash::HashMap::default();
+    let mut rows: Vec<(usize, CellParts, MetricsBuilder)> = Vec::new();
+    let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
+    for group in cell_groups {
+        let dims = Dims {
+            day: group.day,
+            ad_network_id: &group.ad_network_id,
+            source_identifier: &group.source_identifier,
+            campaign_id: group.campaign_id,
+            window: 0,
+            interaction: &group.interaction,
+            protocol: &group.protocol,
+            version: &group.version,
+            fine_value: -1,
+            coarse_value: "",
+            tier_hint: -1,
+        };
+        let (template, _) = group_key(query, &dims);
+        let next = template_keys.len();
+        let template = *templates.entry(template).or_insert_with_key(|key| {
+            template_keys.push(key.clone());
+            next
+        });
+        for &(cell, n, mismatch) in &group.cells {
+            let tally = Tally::of_cell(cell, n, mismatch);
+            totals.add_tally(&tally);
+            let window = i64::from(cell.window);
+            let valid = cell.outcome == OutcomeClass::Valid;
+            let decoded = if valid {
+                if cell.value != ConversionValue::None {
+                    overall.entry((group.install_day, window)).or_insert([0; 67])
+                        [slot_of(cell.value)] += n;
+                }
+                decoder.decode(group.install_day, window, cell.value)
+            } else {
+                &not_decoded
+            };
+            let (fine_value, coarse_value) = match cell.value {
+                ConversionValue::Fine(v) => (i64::from(v), ""),
+                ConversionValue::Coarse(c) => (-1, c.as_str()),
+                ConversionValue::None => (-1, ""),
+            };
+            let parts = CellParts {
+                window: if slots.window.is_some() { window } else { -1 },
+                fine_value: if slots.fine_value.is_some() { fine_value } else { -1 },
+                coarse_value: if slots.coarse_value.is_some() { coarse_value } else { "" },
+                tier_hint: if slots.tier.is_some() { i64::from(cell.tier_hint) } else { -1 },
+                event: None,
+            };
+            let mut count = |parts: CellParts| {
+                let next = rows.len();
+                let at = *row_index.entry((template, parts)).or_insert(next);
+                if at == next {
+                    rows.push((template, parts, MetricsBuilder::new(histograms)));
+                }
+                let row = &mut rows[at].2;
+                row.add_tally(&tally);
+                if valid {
+                    row.add_value(cell.value, n, decoded);
+                }
+            };
+            if slots.event.is_some() && !decoded.events.is_empty() {
+                for event in &decoded.events {
+                    let next = event_names.len();
+                    let index = match event_index.get(event.name.as_str()) {
+                        Some(index) => *index,
+                        None => {
+                            event_names.push(event.name.clone());
+                            *event_index.entry(event.name.clone()).or_insert(next)
+                        }
+                    };
+                    count(CellParts { event: Some(index), ..parts });
+                }
+            } else {
+                count(parts);
+            }
+        }
+    }
+    // The report's totals take each decoding once, not once per cell.
+    for ((install_day, window), histogram) in overall {
+        for (i, n) in histogram.into_iter().enumerate().filter(|(_, n)| *n != 0) {
+            let value = slot_value(i);
+            totals.add_value(value, n, decoder.decode(install_day, window, value));
+        }
+    }
+
+    let cell_part = |parts: &CellParts, slot: usize| -> Option<Part> {
+        let is = |s: Option<usize>| s == Some(slot);
+        Some(if is(slots.window) {
+            Part::Int(parts.window)
+        } else if is(slots.fine_value) {
+            Part::int_or_null(parts.fine_value)
+        } else if is(slots.coarse_value) {
+            Part::text_or_null(parts.coarse_value)
+        } else if is(slots.tier) {
+            Part::int_or_null(parts.tier_hint)
+        } else if is(slots.event) {
+            parts.event.map_or(Part::Null, |i| Part::Text(event_names[i].clone()))
+        } else {
+            return None;
+        })
+    };
+    // Every position's parts as ranks in their order, so rows sort by small integers: a
+    // template's part ranked among the templates, a cell's part by what it holds (Null first,
+    // as parts order).
+    let width = template_keys.first().map_or(0, Vec::len);
+    let mut template_ranks = vec![0u32; template_keys.len() * width];
+    for position in 0..width {
+        let mut parts: Vec<(&Part, usize)> =
+            template_keys.iter().enumerate().map(|(t, key)| (&key[position], t)).collect();
+        parts.sort_unstable();
+        let mut rank = 0u32;
+        for k in 0..parts.len() {
+            if k > 0 && parts[k].0 != parts[k - 1].0 {
+                rank += 1;
+            }
+            template_ranks[parts[k].1 * width + position] = rank;
+        }
+    }
+    let mut by_name: Vec<usize> = (0..event_names.len()).collect();
+    by_name.sort_unstable_by(|a, b| event_names[*a].cmp(&event_names[*b]));
+    let mut event_rank = vec![0u32; event_names.len()];
+    for (rank, i) in by_name.into_iter().enumerate() {
+        event_rank[i] = u32::try_from(rank + 1).unwrap_or(u32::MAX);
+    }
+    let rank_of = |v: i64| u32::try_from(v + 1).unwrap_or(0);
+    let coarse_rank = |c: &str| match c {
+        "" => 0,
+        other => 1 + ["high", "low", "medium"].iter().position(|x| *x == other).unwrap_or(3) as u32,
+    };
+    let mut ranks = vec![0u32; rows.len() * width];
+    for (i, (template, parts, _)) in rows.iter().enumerate() {
+        for position in 0..width {
+            let is = |s: Option<usize>| s == Some(position);
+            ranks[i * width + position] = if is(slots.window) {
+                rank_of(parts.window)
+            } else if is(slots.fine_value) {
+                rank_of(parts.fine_value)
+            } else if is(slots.coarse_value) {
+                coarse_rank(parts.coarse_value)
+            } else if is(slots.tier) {
+                rank_of(parts.tier_hint)
+            } else if is(slots.event) {
+                parts.event.map_or(0, |e| event_rank[e])
+            } else {
+                template_ranks[template * width + position]
+            };
+        }
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|a, b| {
+        ranks[a * width..(a + 1) * width].cmp(&ranks[b * width..(b + 1) * width])
+    });
+    order
+        .into_iter()
+        .map(|i| {
+            let (template, parts, builder) = &mut rows[i];
+            let mut key = template_keys[*template].clone();
+            for (position, part) in key.iter_mut().enumerate() {
+                if let Some(cell) = cell_part(parts, position) {
+                    *part = cell;
+                }
+            }
+            (key, std::mem::take(builder))
+        })
+        .collect()
 }
 
 /// Run a report against the stored aggregates and schemas.

@@ -23,7 +23,9 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use crate::domain::access::Role;
-pub use crate::domain::aggregate::{AggregateFilter, AggregateKey, AggregateRow, DateType};
+pub use crate::domain::aggregate::{
+    AggregateFilter, AggregateKey, AggregateRow, CellKey, DateType,
+};
 pub use crate::domain::postback::{
     Channel, IngestItem, NewPostback, ReceiptInput, ReceiptResult, RecordOutcome, UnsignedValues,
 };
@@ -313,14 +315,42 @@ pub enum ReportSource {
     SourceRollup,
 }
 
-/// What a report reads: aggregate rows (detailed or expanded from the value cube), or totals
-/// rows.
+/// What a report reads: aggregate rows (detailed or expanded from the value cube), totals rows,
+/// or groups of cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportData {
     /// One row per value.
     Rows(Vec<AggregateRow>),
     /// One row per (day, schema period, network, window) with all its counts.
     Totals(Vec<TotalsRow>),
+    /// One group per set of dimensions above the values, with its counts by cell: what the
+    /// rollup gives a report grouped by value, without an aggregate key (and its strings) per
+    /// count.
+    Cells(Vec<CellGroup>),
+}
+
+/// The counts of one report group by cell. Dimensions the report does not group by are `''` /
+/// `-1` / 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellGroup {
+    /// The day reports group by (arrival or install, as asked), 0 when not grouped by day.
+    pub day: i64,
+    /// The install day decoding uses: the day itself, or a day of its schema period.
+    pub install_day: i64,
+    /// Ad network.
+    pub ad_network_id: String,
+    /// `source-identifier`.
+    pub source_identifier: String,
+    /// `campaign-id`.
+    pub campaign_id: i64,
+    /// Protocol.
+    pub protocol: String,
+    /// SKAdNetwork version.
+    pub version: String,
+    /// `click` / `view`.
+    pub interaction: String,
+    /// `(cell, postbacks, of those with copies that disagreed)`, no count zero.
+    pub cells: Vec<(CellKey, i64, i64)>,
 }
 
 /// A schema version to store.

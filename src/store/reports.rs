@@ -466,7 +466,7 @@ super::sql::sql_impl! {
             }
         }
         Ok(if s.by_value {
-            ReportData::Rows(rollup::aggregate_rows(s.app_id, arrival, cells))
+            ReportData::Cells(rollup::cell_groups(cells))
         } else {
             ReportData::Totals(rollup::totals_rows(totals))
         })

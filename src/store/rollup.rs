@@ -24,7 +24,9 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use super::{AggregateKey, AggregateRow, TotalsRow, totals};
+use super::{AggregateKey, CellGroup, CellKey, TotalsRow, totals};
+use crate::domain::aggregate::Conversion;
+use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 
 /// Block lengths in days. Every postback is counted once per span and date kind.
 pub(crate) const SPANS: [i64; 3] = [1, 8, 64];
@@ -147,6 +149,27 @@ impl Cell {
     /// The window of a cell index, without decoding the rest.
     pub(crate) fn window_of(index: u32) -> usize {
         (index / WINDOW_CELLS).min(WINDOWS - 1) as usize
+    }
+
+    /// What a report reads of the cell.
+    pub(crate) fn report_key(self) -> CellKey {
+        CellKey {
+            window: u8::try_from(self.window).unwrap_or(0),
+            did_win: self.did_win,
+            conversion: match CONVERSION_TYPES[self.conversion_type] {
+                "redownload" => Conversion::Redownload,
+                "re-engagement" => Conversion::ReEngagement,
+                _ => Conversion::Download,
+            },
+            tier_hint: i8::try_from(self.tier_hint).unwrap_or(-1),
+            outcome: [OutcomeClass::Valid, OutcomeClass::Invalid, OutcomeClass::Unverifiable]
+                [self.outcome],
+            value: match self.value {
+                0 => ConversionValue::None,
+                v @ 1..=64 => ConversionValue::Fine(u8::try_from(v - 1).unwrap_or(0)),
+                v => ConversionValue::Coarse(CoarseValue::ALL[((v - 65) as usize).min(2)]),
+            },
+        }
     }
 
     pub(crate) fn is_redownload(self) -> bool {
@@ -501,34 +524,31 @@ pub(crate) fn totals_rows(
     out
 }
 
-/// Aggregate rows (one per group and cell): what reports grouped by a value read.
-pub(crate) fn aggregate_rows<C: IntoIterator<Item = (u32, i64)>>(
-    app_id: i64,
-    arrival: bool,
+/// Cell groups (one per group, its cells decoded): what reports grouped by a value read.
+pub(crate) fn cell_groups<C: IntoIterator<Item = (u32, i64)>>(
     groups: impl IntoIterator<Item = (GroupKey, C)>,
-) -> Vec<AggregateRow> {
-    let mut out = Vec::new();
-    for (group, cells) in groups {
-        let mut key = blank_key(app_id);
-        key.arrival_day = if arrival { group.day } else { 0 };
-        key.install_day = group.install_day;
-        key.ad_network_id = group.ad_network_id;
-        key.source_identifier = group.source_identifier;
-        key.campaign_id = group.campaign_id;
-        key.protocol = group.protocol;
-        key.version = group.version;
-        key.interaction = group.interaction;
-        for (cell, n) in cells.into_iter().filter(|(_, n)| *n != 0) {
-            let cell = Cell::from_index(cell);
-            cell.fill(&mut key);
-            out.push(AggregateRow {
-                key: key.clone(),
-                postbacks: n,
-                unsigned_mismatch: if cell.mismatched { n } else { 0 },
-            });
-        }
-    }
-    out
+) -> Vec<CellGroup> {
+    groups
+        .into_iter()
+        .map(|(group, cells)| CellGroup {
+            day: group.day,
+            install_day: group.install_day,
+            ad_network_id: group.ad_network_id,
+            source_identifier: group.source_identifier,
+            campaign_id: group.campaign_id,
+            protocol: group.protocol,
+            version: group.version,
+            interaction: group.interaction,
+            cells: cells
+                .into_iter()
+                .filter(|(_, n)| *n != 0)
+                .map(|(index, n)| {
+                    let cell = Cell::from_index(index);
+                    (cell.report_key(), n, if cell.mismatched { n } else { 0 })
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn blank_key(app_id: i64) -> AggregateKey {
