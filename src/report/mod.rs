@@ -25,7 +25,7 @@ use crate::schema_versions::{SchemaError, SchemaVersions};
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 use crate::skan::{day_from_number, day_number};
 use crate::store::{
-    DateType, ReportData, ReportSelection, ReportSource, Store, StoreError, TotalsRow,
+    DateType, ReportData, ReportGroup, ReportSelection, ReportSource, Store, StoreError, TotalsRow,
 };
 
 /// A report.
@@ -149,6 +149,25 @@ struct Dims<'a> {
     tier_hint: i64,
 }
 
+impl<'a> Dims<'a> {
+    /// A report group's dimensions, with no value.
+    fn of_group(group: &'a ReportGroup, window: i64) -> Self {
+        Self {
+            day: group.day,
+            ad_network_id: &group.ad_network_id,
+            source_identifier: &group.source_identifier,
+            campaign_id: group.campaign_id,
+            window,
+            interaction: &group.interaction,
+            protocol: &group.protocol,
+            version: &group.version,
+            fine_value: -1,
+            coarse_value: "",
+            tier_hint: -1,
+        }
+    }
+}
+
 /// The group key of a row (with a placeholder where the event goes, and its position).
 fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
     let mut key: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
@@ -238,13 +257,15 @@ impl Decoder<'_> {
         mut each: impl FnMut(usize, ConversionValue, i64, &Decoded),
     ) {
         let history = self.history;
-        let slots =
-            self.slots.entry((row.install_day, row.window)).or_insert_with(|| vec![None; SLOTS]);
+        let slots = self
+            .slots
+            .entry((row.group.install_day, row.window))
+            .or_insert_with(|| vec![None; SLOTS]);
         let counts = row.fine.iter().chain(&row.coarse).copied().enumerate();
         for ((i, n), slot) in counts.zip(slots.iter_mut()).filter(|((_, n), _)| *n != 0) {
             let value = slot_value(i);
-            let decoded =
-                slot.get_or_insert_with(|| decode(history, row.install_day, row.window, value));
+            let decoded = slot
+                .get_or_insert_with(|| decode(history, row.group.install_day, row.window, value));
             each(i, value, n, decoded);
         }
     }
@@ -325,24 +346,12 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         ReportData::Totals(rows) => {
             let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
             for row in rows {
-                let dims = Dims {
-                    day: row.day,
-                    ad_network_id: &row.ad_network_id,
-                    source_identifier: &row.source_identifier,
-                    campaign_id: row.campaign_id,
-                    window: row.window,
-                    interaction: &row.interaction,
-                    protocol: &row.protocol,
-                    version: &row.version,
-                    fine_value: -1,
-                    coarse_value: "",
-                    tier_hint: -1,
-                };
-                let (key, _) = group_key(query, &dims);
+                let (key, _) = group_key(query, &Dims::of_group(&row.group, row.window));
                 let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
                 group.add_tally(&row.tally);
                 totals.add_tally(&row.tally);
-                let histogram = overall.entry((row.install_day, row.window)).or_insert([0; 67]);
+                let histogram =
+                    overall.entry((row.group.install_day, row.window)).or_insert([0; 67]);
                 decoder.each_value(row, |i, value, n, decoded| {
                     group.add_value(value, n, decoded);
                     histogram[i] += n;
@@ -448,37 +457,25 @@ fn assemble_cells(
     let mut row_index: foldhash::HashMap<(usize, CellParts), usize> = foldhash::HashMap::default();
     let mut rows: Vec<(usize, CellParts, MetricsBuilder)> = Vec::new();
     let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
-    for group in cell_groups {
-        let dims = Dims {
-            day: group.day,
-            ad_network_id: &group.ad_network_id,
-            source_identifier: &group.source_identifier,
-            campaign_id: group.campaign_id,
-            window: 0,
-            interaction: &group.interaction,
-            protocol: &group.protocol,
-            version: &group.version,
-            fine_value: -1,
-            coarse_value: "",
-            tier_hint: -1,
-        };
-        let (template, _) = group_key(query, &dims);
+    for cell_group in cell_groups {
+        let (template, _) = group_key(query, &Dims::of_group(&cell_group.group, 0));
+        let install_day = cell_group.group.install_day;
         let next = template_keys.len();
         let template = *templates.entry(template).or_insert_with_key(|key| {
             template_keys.push(key.clone());
             next
         });
-        for &(cell, n, mismatch) in &group.cells {
+        for &(cell, n, mismatch) in &cell_group.cells {
             let tally = Tally::of_cell(cell, n, mismatch);
             totals.add_tally(&tally);
             let window = i64::from(cell.window);
             let valid = cell.outcome == OutcomeClass::Valid;
             let decoded = if valid {
                 if cell.value != ConversionValue::None {
-                    overall.entry((group.install_day, window)).or_insert([0; 67])
-                        [slot_of(cell.value)] += n;
+                    overall.entry((install_day, window)).or_insert([0; 67])[slot_of(cell.value)] +=
+                        n;
                 }
-                decoder.decode(group.install_day, window, cell.value)
+                decoder.decode(install_day, window, cell.value)
             } else {
                 &not_decoded
             };

@@ -329,26 +329,33 @@ pub enum ReportData {
     Cells(Vec<CellGroup>),
 }
 
-/// The counts of one report group by cell. Dimensions the report does not group by are `''` /
-/// `-1` / 0.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CellGroup {
+/// The dimensions of one report group above its values. Dimensions the report does not group by
+/// are `''` / `-1` / 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReportGroup {
     /// The day reports group by (arrival or install, as asked), 0 when not grouped by day.
     pub day: i64,
     /// The install day decoding uses: the day itself, or a day of its schema period.
     pub install_day: i64,
     /// Ad network.
     pub ad_network_id: String,
-    /// `source-identifier`.
+    /// `source-identifier` (only the source rollup keeps it).
     pub source_identifier: String,
-    /// `campaign-id`.
+    /// `campaign-id` (SKAdNetwork before 4.0).
     pub campaign_id: i64,
-    /// Protocol.
+    /// Protocol (only the version rollup keeps it).
     pub protocol: String,
     /// SKAdNetwork version.
     pub version: String,
     /// `click` / `view`.
     pub interaction: String,
+}
+
+/// The counts of one report group by cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellGroup {
+    /// The group.
+    pub group: ReportGroup,
     /// `(cell, postbacks, of those with copies that disagreed)`, no count zero.
     pub cells: Vec<(CellKey, i64, i64)>,
 }

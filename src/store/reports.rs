@@ -393,9 +393,9 @@ super::sql::sql_impl! {
                 && (windows.is_empty() || windows.contains(&window))
         };
         // Hashed with foldhash: these maps take a lookup per row and a report reads thousands.
-        let mut totals: foldhash::HashMap<rollup::GroupKey, Box<rollup::WindowCounts>> =
+        let mut totals: foldhash::HashMap<super::ReportGroup, Box<rollup::WindowCounts>> =
             foldhash::HashMap::default();
-        let mut cells: foldhash::HashMap<rollup::GroupKey, foldhash::HashMap<u32, i64>> =
+        let mut cells: foldhash::HashMap<super::ReportGroup, foldhash::HashMap<u32, i64>> =
             foldhash::HashMap::default();
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
@@ -431,7 +431,7 @@ super::sql::sql_impl! {
             let (sign, packed) = read?;
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
                 let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
-                let group = rollup::GroupKey {
+                let group = super::ReportGroup {
                     day: if s.by_day { row.day } else { 0 },
                     ad_network_id: text(s.by_ad_network, row.ad_network_id),
                     source_identifier: text(s.by_source, row.source_identifier),
@@ -491,13 +491,14 @@ super::sql::sql_impl! {
             for (i, count) in counts.iter_mut().enumerate() {
                 *count = row.try_get(4 + i)?;
             }
-            out.push(TotalsRow::from_counts(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                &counts,
-            ));
+            let group = super::ReportGroup {
+                day: row.try_get(0)?,
+                install_day: row.try_get(1)?,
+                ad_network_id: row.try_get(2)?,
+                campaign_id: -1,
+                ..super::ReportGroup::default()
+            };
+            out.push(TotalsRow::from_counts(group, row.try_get(3)?, &counts));
         }
         Ok(out)
     }

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use super::{AggregateKey, CellGroup, CellKey, TotalsRow, totals};
+use super::{AggregateKey, CellGroup, CellKey, ReportGroup, TotalsRow, totals};
 use crate::domain::aggregate::Conversion;
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 
@@ -448,20 +448,6 @@ fn cover(from: i64, until: i64, level: usize) -> Vec<(i64, i64, i64)> {
     best
 }
 
-/// One group of a report read from the rollup: the dimensions kept (the window is in the cells).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct GroupKey {
-    pub(crate) day: i64,
-    pub(crate) ad_network_id: String,
-    pub(crate) source_identifier: String,
-    pub(crate) campaign_id: i64,
-    pub(crate) protocol: String,
-    pub(crate) version: String,
-    pub(crate) interaction: String,
-    /// The install day decoding uses (the period, or the install day itself when grouped by it).
-    pub(crate) install_day: i64,
-}
-
 /// For each cell, the totals count columns one postback in that cell adds 1 to (a table built
 /// once, so summing a cell costs a few additions).
 static TOTALS_CONTRIBUTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
@@ -497,7 +483,7 @@ pub(crate) fn add_to_totals(counts: &mut WindowCounts, cell: u32, n: i64) {
 
 /// Totals rows (one per group and window): what reports that do not group by a value read.
 pub(crate) fn totals_rows(
-    groups: impl IntoIterator<Item = (GroupKey, Box<WindowCounts>)>,
+    groups: impl IntoIterator<Item = (ReportGroup, Box<WindowCounts>)>,
 ) -> Vec<TotalsRow> {
     let mut out = Vec::new();
     for (group, windows) in groups {
@@ -506,19 +492,7 @@ pub(crate) fn totals_rows(
             if counts.iter().all(|n| *n == 0) {
                 continue;
             }
-            let mut row = TotalsRow::from_counts(
-                group.day,
-                group.install_day,
-                group.ad_network_id.clone(),
-                window as i64,
-                counts,
-            );
-            row.source_identifier.clone_from(&group.source_identifier);
-            row.campaign_id = group.campaign_id;
-            row.protocol.clone_from(&group.protocol);
-            row.version.clone_from(&group.version);
-            row.interaction.clone_from(&group.interaction);
-            out.push(row);
+            out.push(TotalsRow::from_counts(group.clone(), window as i64, counts));
         }
     }
     out
@@ -526,19 +500,12 @@ pub(crate) fn totals_rows(
 
 /// Cell groups (one per group, its cells decoded): what reports grouped by a value read.
 pub(crate) fn cell_groups<C: IntoIterator<Item = (u32, i64)>>(
-    groups: impl IntoIterator<Item = (GroupKey, C)>,
+    groups: impl IntoIterator<Item = (ReportGroup, C)>,
 ) -> Vec<CellGroup> {
     groups
         .into_iter()
         .map(|(group, cells)| CellGroup {
-            day: group.day,
-            install_day: group.install_day,
-            ad_network_id: group.ad_network_id,
-            source_identifier: group.source_identifier,
-            campaign_id: group.campaign_id,
-            protocol: group.protocol,
-            version: group.version,
-            interaction: group.interaction,
+            group,
             cells: cells
                 .into_iter()
                 .filter(|(_, n)| *n != 0)

@@ -144,22 +144,8 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Tota
 /// A grouped totals row as reports read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotalsRow {
-    /// Arrival or install day (per the report's date type), 0 when not grouped by date.
-    pub day: i64,
-    /// A day of the decoding schema period (or the install day itself).
-    pub install_day: i64,
-    /// Ad network, `''` when not grouped by it.
-    pub ad_network_id: String,
-    /// Source identifier, `''` when not grouped by it (only the source rollup keeps it).
-    pub source_identifier: String,
-    /// Campaign (SKAdNetwork before 4.0), -1 when not grouped by it.
-    pub campaign_id: i64,
-    /// Protocol, `''` when not grouped by version (only the report rollup keeps it).
-    pub protocol: String,
-    /// Version, `''` when not grouped by it.
-    pub version: String,
-    /// Interaction (fidelity), `''` when not grouped by it.
-    pub interaction: String,
+    /// The group.
+    pub group: super::ReportGroup,
     /// Window.
     pub window: i64,
     /// Counts that need no decoding.
@@ -171,24 +157,11 @@ pub struct TotalsRow {
 }
 
 impl TotalsRow {
-    pub(crate) fn from_counts(
-        day: i64,
-        install_day: i64,
-        ad_network_id: String,
-        window: i64,
-        c: &Counts,
-    ) -> Self {
+    pub(crate) fn from_counts(group: super::ReportGroup, window: i64, c: &Counts) -> Self {
         let mut fine = [0; 64];
         fine.copy_from_slice(&c[FINE_0..COARSE_LOW]);
         Self {
-            day,
-            install_day,
-            ad_network_id,
-            source_identifier: String::new(),
-            campaign_id: -1,
-            protocol: String::new(),
-            version: String::new(),
-            interaction: String::new(),
+            group,
             window,
             tally: Tally {
                 valid: c[0],
