@@ -408,32 +408,63 @@ struct CellParts {
     event: Option<usize>,
 }
 
-/// Where a group key holds each dimension a cell sets.
-#[derive(Default)]
-struct CellSlots {
-    window: Option<usize>,
-    fine_value: Option<usize>,
-    coarse_value: Option<usize>,
-    tier: Option<usize>,
-    event: Option<usize>,
+/// A dimension a cell sets, below its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellDimension {
+    Window,
+    FineValue,
+    CoarseValue,
+    Tier,
+    Event,
 }
 
-impl CellSlots {
-    fn of(query: &ReportQuery) -> Self {
-        let mut slots = Self::default();
-        let mut at = 0;
-        for dimension in &query.group_by {
-            match dimension {
-                Dimension::Window => slots.window = Some(at),
-                Dimension::FineValue => slots.fine_value = Some(at),
-                Dimension::CoarseValue => slots.coarse_value = Some(at),
-                Dimension::Tier => slots.tier = Some(at),
-                Dimension::Event => slots.event = Some(at),
-                _ => {}
-            }
-            at += column_names(*dimension).len();
+impl CellDimension {
+    /// The cell dimension at each position of a group key, `None` where the group sets it.
+    fn at_positions(query: &ReportQuery) -> Vec<Option<Self>> {
+        query
+            .group_by
+            .iter()
+            .flat_map(|dimension| {
+                let cell = match dimension {
+                    Dimension::Window => Some(Self::Window),
+                    Dimension::FineValue => Some(Self::FineValue),
+                    Dimension::CoarseValue => Some(Self::CoarseValue),
+                    Dimension::Tier => Some(Self::Tier),
+                    Dimension::Event => Some(Self::Event),
+                    _ => None,
+                };
+                std::iter::repeat_n(cell, column_names(*dimension).len())
+            })
+            .collect()
+    }
+
+    fn part(self, parts: &CellParts, event_names: &[String]) -> Part {
+        match self {
+            Self::Window => Part::Int(parts.window),
+            Self::FineValue => Part::int_or_null(parts.fine_value),
+            Self::CoarseValue => Part::text_or_null(parts.coarse_value),
+            Self::Tier => Part::int_or_null(parts.tier_hint),
+            Self::Event => parts.event.map_or(Part::Null, |i| Part::Text(event_names[i].clone())),
         }
-        slots
+    }
+
+    /// The rank of [`Self::part`] among the parts of this dimension, in their order (`Null`
+    /// first), with events ranked by `event_rank`.
+    fn rank(self, parts: &CellParts, event_rank: &[u32]) -> u32 {
+        let from_null = |v: i64| u32::try_from(v + 1).unwrap_or(0);
+        match self {
+            Self::Window => from_null(parts.window),
+            Self::FineValue => from_null(parts.fine_value),
+            Self::CoarseValue => match parts.coarse_value {
+                "" => 0,
+                text => {
+                    1 + CoarseValue::ALL.iter().map(|c| c.as_str()).filter(|c| *c < text).count()
+                        as u32
+                }
+            },
+            Self::Tier => from_null(parts.tier_hint),
+            Self::Event => parts.event.map_or(0, |e| event_rank[e]),
+        }
     }
 }
 
@@ -448,7 +479,15 @@ fn assemble_cells(
     cell_groups: &[crate::store::CellGroup],
     totals: &mut MetricsBuilder,
 ) -> Vec<(Vec<Part>, MetricsBuilder)> {
-    let slots = CellSlots::of(query);
+    let dimensions = CellDimension::at_positions(query);
+    let grouped = |d: CellDimension| dimensions.contains(&Some(d));
+    let (by_window, by_fine, by_coarse, by_tier, by_event) = (
+        grouped(CellDimension::Window),
+        grouped(CellDimension::FineValue),
+        grouped(CellDimension::CoarseValue),
+        grouped(CellDimension::Tier),
+        grouped(CellDimension::Event),
+    );
     let not_decoded = Decoded::not_decoded();
     let mut templates: HashMap<Vec<Part>, usize> = HashMap::new();
     let mut template_keys: Vec<Vec<Part>> = Vec::new();
@@ -485,10 +524,10 @@ fn assemble_cells(
                 ConversionValue::None => (-1, ""),
             };
             let parts = CellParts {
-                window: if slots.window.is_some() { window } else { -1 },
-                fine_value: if slots.fine_value.is_some() { fine_value } else { -1 },
-                coarse_value: if slots.coarse_value.is_some() { coarse_value } else { "" },
-                tier_hint: if slots.tier.is_some() { i64::from(cell.tier_hint) } else { -1 },
+                window: if by_window { window } else { -1 },
+                fine_value: if by_fine { fine_value } else { -1 },
+                coarse_value: if by_coarse { coarse_value } else { "" },
+                tier_hint: if by_tier { i64::from(cell.tier_hint) } else { -1 },
                 event: None,
             };
             let mut count = |parts: CellParts| {
@@ -503,14 +542,14 @@ fn assemble_cells(
                     row.add_value(cell.value, n, decoded);
                 }
             };
-            if slots.event.is_some() && !decoded.events.is_empty() {
+            if by_event && !decoded.events.is_empty() {
                 for event in &decoded.events {
-                    let next = event_names.len();
                     let index = match event_index.get(event.name.as_str()) {
                         Some(index) => *index,
                         None => {
+                            event_index.insert(event.name.clone(), event_names.len());
                             event_names.push(event.name.clone());
-                            *event_index.entry(event.name.clone()).or_insert(next)
+                            event_names.len() - 1
                         }
                     };
                     count(CellParts { event: Some(index), ..parts });
@@ -528,22 +567,6 @@ fn assemble_cells(
         }
     }
 
-    let cell_part = |parts: &CellParts, slot: usize| -> Option<Part> {
-        let is = |s: Option<usize>| s == Some(slot);
-        Some(if is(slots.window) {
-            Part::Int(parts.window)
-        } else if is(slots.fine_value) {
-            Part::int_or_null(parts.fine_value)
-        } else if is(slots.coarse_value) {
-            Part::text_or_null(parts.coarse_value)
-        } else if is(slots.tier) {
-            Part::int_or_null(parts.tier_hint)
-        } else if is(slots.event) {
-            parts.event.map_or(Part::Null, |i| Part::Text(event_names[i].clone()))
-        } else {
-            return None;
-        })
-    };
     // Every position's parts as ranks in their order, so rows sort by small integers: a
     // template's part ranked among the templates, a cell's part by what it holds (Null first,
     // as parts order).
@@ -567,27 +590,12 @@ fn assemble_cells(
     for (rank, i) in by_name.into_iter().enumerate() {
         event_rank[i] = u32::try_from(rank + 1).unwrap_or(u32::MAX);
     }
-    let rank_of = |v: i64| u32::try_from(v + 1).unwrap_or(0);
-    let coarse_rank = |c: &str| match c {
-        "" => 0,
-        other => 1 + ["high", "low", "medium"].iter().position(|x| *x == other).unwrap_or(3) as u32,
-    };
     let mut ranks = vec![0u32; rows.len() * width];
     for (i, (template, parts, _)) in rows.iter().enumerate() {
-        for position in 0..width {
-            let is = |s: Option<usize>| s == Some(position);
-            ranks[i * width + position] = if is(slots.window) {
-                rank_of(parts.window)
-            } else if is(slots.fine_value) {
-                rank_of(parts.fine_value)
-            } else if is(slots.coarse_value) {
-                coarse_rank(parts.coarse_value)
-            } else if is(slots.tier) {
-                rank_of(parts.tier_hint)
-            } else if is(slots.event) {
-                parts.event.map_or(0, |e| event_rank[e])
-            } else {
-                template_ranks[template * width + position]
+        for (position, dimension) in dimensions.iter().enumerate() {
+            ranks[i * width + position] = match dimension {
+                Some(cell) => cell.rank(parts, &event_rank),
+                None => template_ranks[template * width + position],
             };
         }
     }
@@ -600,9 +608,9 @@ fn assemble_cells(
         .map(|i| {
             let (template, parts, builder) = &mut rows[i];
             let mut key = template_keys[*template].clone();
-            for (position, part) in key.iter_mut().enumerate() {
-                if let Some(cell) = cell_part(parts, position) {
-                    *part = cell;
+            for (part, dimension) in key.iter_mut().zip(&dimensions) {
+                if let Some(cell) = dimension {
+                    *part = cell.part(parts, &event_names);
                 }
             }
             (key, std::mem::take(builder))
