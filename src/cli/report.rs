@@ -183,8 +183,8 @@ fn table(report: &Report) -> String {
         .map(|row| {
             let mut cells: Vec<String> = groups
                 .iter()
-                .map(|g| match row.group.get(*g) {
-                    Some(serde_json::Value::String(s)) => s.clone(),
+                .map(|g| match row.group.get(g) {
+                    Some(serde_json::Value::String(s)) => s,
                     Some(serde_json::Value::Null) | None => "-".to_owned(),
                     Some(other) => other.to_string(),
                 })

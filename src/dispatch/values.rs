@@ -136,7 +136,7 @@ pub fn values(
         put("decode_status", text(status));
         put("label", opt_text(&d.label));
         if !d.events.is_empty() {
-            let names: Vec<&str> = d.events.iter().map(|e| e.name.as_str()).collect();
+            let names: Vec<&str> = d.events.iter().map(|e| &*e.name).collect();
             put("event_names", text(&names.join(",")));
         }
         if let Some(r) = &d.revenue {

@@ -471,7 +471,7 @@ impl Dispatcher {
         let events = &destination.config.filters.events;
         if !events.is_empty() {
             let decoded_events = decoded.as_ref().map(|d| d.events.as_slice()).unwrap_or_default();
-            if !decoded_events.iter().any(|e| events.contains(&e.name)) {
+            if !decoded_events.iter().any(|e| events.iter().any(|name| *name == *e.name)) {
                 return Ok(Prepared::Skip(format!(
                     "no decoded event is one of the destination's events filter ({})",
                     events.join(", ")

@@ -54,7 +54,7 @@ impl CsvRenderer {
         let mut histograms = false;
         for row in &report.rows {
             currencies.extend(row.metrics.revenue.iter().map(|r| r.currency.clone()));
-            events.extend(row.metrics.events.iter().map(|e| e.name.clone()));
+            events.extend(row.metrics.events.iter().map(|e| e.name.to_string()));
             histograms |= row.metrics.fine_histogram.is_some();
         }
         Self {
@@ -94,8 +94,8 @@ impl CsvRenderer {
         let mut cells: Vec<String> = self
             .groups
             .iter()
-            .map(|g| match row.group.get(*g) {
-                Some(serde_json::Value::String(s)) => s.clone(),
+            .map(|g| match row.group.get(g) {
+                Some(serde_json::Value::String(s)) => s,
                 Some(serde_json::Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
             })
@@ -149,7 +149,7 @@ impl CsvRenderer {
             }
         }
         for event in &self.events {
-            match m.events.iter().find(|e| &e.name == event) {
+            match m.events.iter().find(|e| *e.name == **event) {
                 Some(e) => cells.extend([
                     e.postbacks.to_string(),
                     e.min_count.to_string(),

@@ -2,6 +2,8 @@
 //!
 //! Pure: rows and decodings in, numbers out. Every metric is defined here and in the README.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -41,7 +43,8 @@ pub struct DecodeCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventMetric {
     /// Event name.
-    pub name: String,
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
     /// Postbacks whose value means the event happened.
     pub postbacks: i64,
     /// Fewest occurrences these postbacks imply (1 per postback unless the schema says more).
@@ -137,7 +140,7 @@ pub struct MetricsBuilder {
     decoded: DecodeCounts,
     /// By name, in the order first seen (sorted when finished): a report row sees a handful,
     /// and hundreds of thousands of rows each with an ordered map's node cost far more.
-    events: Vec<(String, EventSums)>,
+    events: Vec<(Arc<str>, EventSums)>,
     /// By currency, as `events`.
     revenue: Vec<(String, RevenueSums)>,
     histograms: bool,
@@ -204,12 +207,12 @@ impl MetricsBuilder {
                 };
             };
             // A name is copied only the first time a group sees it.
-            match self.events.iter_mut().find(|(name, _)| *name == event.name) {
+            match self.events.iter_mut().find(|(name, _)| same_name(name, &event.name)) {
                 Some((_, entry)) => add(entry),
                 None => {
                     let mut entry = (0, 0, Some(0));
                     add(&mut entry);
-                    self.events.push((event.name.clone(), entry));
+                    self.events.push((Arc::clone(&event.name), entry));
                 }
             }
         }
@@ -293,6 +296,11 @@ impl MetricsBuilder {
             coarse_histogram: self.histograms.then_some(self.coarse),
         }
     }
+}
+
+/// Names from one schema share their text, so a pointer comparison settles most lookups.
+fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 fn round_cents(x: f64) -> f64 {

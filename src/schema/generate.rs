@@ -151,7 +151,7 @@ impl Generator {
                             label: Some(range),
                             events: match revenue_event {
                                 Some(name) if b > 0 => vec![EventCondition {
-                                    name: name.clone(),
+                                    name: name.as_str().into(),
                                     min_count: None,
                                     max_count: None,
                                 }],
@@ -204,7 +204,7 @@ impl Generator {
                         .iter()
                         .filter(|f| value & (1 << f.bit) != 0)
                         .map(|f| EventCondition {
-                            name: f.event.clone(),
+                            name: f.event.as_str().into(),
                             min_count: None,
                             max_count: None,
                         })
@@ -212,7 +212,7 @@ impl Generator {
                     let range = bucket_range(edges, bucket);
                     let mut label = bucket_label(currency, &range);
                     if !events.is_empty() {
-                        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+                        let names: Vec<&str> = events.iter().map(|e| &*e.name).collect();
                         label = format!("{label} + {}", names.join(", "));
                     }
                     fine.push(Mapping {

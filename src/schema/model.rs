@@ -26,6 +26,8 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -85,8 +87,10 @@ pub struct Mapping {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventCondition {
-    /// Event name, as the app and the marketer call it.
-    pub name: String,
+    /// Event name, as the app and the marketer call it (shared: every report row that counts the
+    /// event names it).
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
     /// At least this many times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_count: Option<u32>,

@@ -191,7 +191,13 @@ async fn grouping_splits_the_totals_exactly() {
                 (json!(5), json!(1))
             ]
         );
-        assert_eq!(by_fine[2].1["fine_histogram"][1], 4, "grouping by value includes histograms");
+        assert!(by_fine[2].1.get("fine_histogram").is_none(), "histograms only when asked for");
+        let with_histograms = rows_by(
+            &report(&f, "&group_by=fine_value&window=0&did_win=true&include=histograms").await,
+            "fine_value",
+        );
+        assert_eq!(with_histograms[2].1["fine_histogram"][1], 4);
+        assert_eq!(with_histograms[2].1["coarse_histogram"]["low"], 0);
 
         let by_tier = rows_by(&report(&f, "&group_by=tier,version,fidelity").await, "tier");
         assert_eq!(by_tier.len(), 2);

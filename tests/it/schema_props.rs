@@ -15,7 +15,11 @@ fn mapping(value: ValueKey, seed: u32, bucket: Option<u32>) -> Mapping {
         value,
         label: Some(format!("m{seed}")),
         events: (0..seed % 3)
-            .map(|i| EventCondition { name: format!("e{i}"), min_count: Some(i), max_count: None })
+            .map(|i| EventCondition {
+                name: format!("e{i}").into(),
+                min_count: Some(i),
+                max_count: None,
+            })
             .collect(),
         revenue: bucket.map(|b| RevenueRange {
             min: f64::from(b),

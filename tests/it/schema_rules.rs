@@ -208,7 +208,7 @@ fn the_bit_packed_example_decodes_value_42_as_purchase_and_registration_in_bucke
     .unwrap();
     let compiled = CompiledSchema::compile(generator.build().unwrap()).unwrap();
     let decoded = compiled.decode(0, ConversionValue::Fine(42), None);
-    let names: Vec<&str> = decoded.events.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = decoded.events.iter().map(|e| &*e.name).collect();
     assert_eq!(names, ["registration", "purchase"]);
     let revenue = decoded.revenue.unwrap();
     assert_eq!((revenue.min, revenue.max), (1.0, Some(3.0)));
@@ -232,7 +232,10 @@ fn revenue_buckets_cover_the_edges_and_reject_bad_ones() {
     assert_eq!(compiled.decode(0, ConversionValue::Fine(2), None).revenue.unwrap().max, None);
     assert_eq!(compiled.decode(0, ConversionValue::Fine(3), None).status, DecodeStatus::Unmapped);
     assert!(compiled.decode(0, ConversionValue::Fine(0), None).events.is_empty());
-    assert_eq!(compiled.decode(0, ConversionValue::Fine(2), None).events[0].name, "purchase");
+    assert_eq!(
+        compiled.decode(0, ConversionValue::Fine(2), None).events[0].name,
+        "purchase".into()
+    );
     for (edges, field) in [(vec![], "edges"), (vec![5.0, 1.0], "edges"), (vec![-1.0, 1.0], "edges")]
     {
         let err = Generator::RevenueBuckets { currency: "EUR".into(), edges, revenue_event: None }
