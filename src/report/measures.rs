@@ -237,9 +237,16 @@ impl MetricsBuilder {
         }
     }
 
+    /// Postbacks counted so far, as [`Metrics::postbacks`] will give them.
+    #[must_use]
+    pub fn postbacks(&self) -> i64 {
+        self.tally.valid + self.tally.invalid + self.tally.unverifiable
+    }
+
     /// The finished metrics.
     #[must_use]
     pub fn finish(mut self) -> Metrics {
+        let postbacks = self.postbacks();
         self.events.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.revenue.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let t = self.tally;
@@ -250,7 +257,7 @@ impl MetricsBuilder {
         let value_share =
             (winning > 0 && with_value > 0).then(|| with_value as f64 / winning as f64);
         Metrics {
-            postbacks: t.valid + t.invalid + t.unverifiable,
+            postbacks,
             valid: t.valid,
             invalid: t.invalid,
             unverifiable: t.unverifiable,

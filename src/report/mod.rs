@@ -266,11 +266,18 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
     let histograms = query.histograms;
     let mut decoder = Decoder { history, slots: HashMap::new() };
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
-    // Groups already in order (cell groups are grouped and sorted without a map of full keys).
-    let mut ordered: Vec<(Vec<Part>, MetricsBuilder)> = Vec::new();
+    let columns: Arc<[Column]> = query
+        .group_by
+        .iter()
+        .flat_map(|d| {
+            column_names(*d)
+                .into_iter()
+                .map(move |name| Column { name: name.to_owned(), month: *d == Dimension::Month })
+        })
+        .collect();
     let mut totals = MetricsBuilder::new(query.histograms);
     let not_decoded = Decoded::not_decoded();
-    match data {
+    let rows = match data {
         ReportData::Rows(rows) => {
             for row in rows {
                 let k = &row.key;
@@ -315,9 +322,12 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                         .add(row, decoded),
                 }
             }
+            finish_rows(groups.into_iter(), &columns)
         }
         ReportData::Cells(cell_groups) => {
-            ordered = assemble_cells(query, histograms, &mut decoder, cell_groups, &mut totals);
+            // Already in order: cell groups are grouped and sorted without a map of full keys.
+            let ordered = assemble_cells(query, histograms, &mut decoder, cell_groups, &mut totals);
+            finish_rows(ordered, &columns)
         }
         ReportData::Totals(rows) => {
             let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
@@ -340,28 +350,9 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                     totals.add_value(value, n, decoder.decode(install_day, window, value));
                 }
             }
+            finish_rows(groups.into_iter(), &columns)
         }
-    }
-    let columns: Arc<[Column]> = query
-        .group_by
-        .iter()
-        .flat_map(|d| {
-            column_names(*d)
-                .into_iter()
-                .map(move |name| Column { name: name.to_owned(), month: *d == Dimension::Month })
-        })
-        .collect();
-    let rows = groups
-        .into_iter()
-        .chain(ordered)
-        .map(|(key, builder)| ReportRow {
-            group: RowGroup::new(Arc::clone(&columns), key),
-            metrics: builder.finish(),
-        })
-        // Counts that moved away (a copy's values adopted, an earlier arrival backfilled) leave
-        // stored rows at zero; a group with no postback is no row.
-        .filter(|row: &ReportRow| row.metrics.postbacks != 0)
-        .collect();
+    };
     Report {
         app_id: query.app_id,
         from: query.from,
@@ -371,6 +362,26 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         rows,
         totals: totals.finish(),
     }
+}
+
+/// The report rows of groups in order, each builder finished where it lies: a report of
+/// hundreds of thousands of rows is built once, not copied through a vector of builders.
+fn finish_rows(
+    groups: impl ExactSizeIterator<Item = (Vec<Part>, MetricsBuilder)>,
+    columns: &Arc<[Column]>,
+) -> Vec<ReportRow> {
+    let mut rows = Vec::with_capacity(groups.len());
+    for (key, builder) in groups {
+        // Counts that moved away (a copy's values adopted, an earlier arrival backfilled) leave
+        // stored rows at zero; a group with no postback is no row.
+        if builder.postbacks() != 0 {
+            rows.push(ReportRow {
+                group: RowGroup::new(Arc::clone(columns), key),
+                metrics: builder.finish(),
+            });
+        }
+    }
+    rows
 }
 
 /// A report row's values of the dimensions below a cell group (`-1` / `''` when not grouped by
@@ -456,7 +467,7 @@ fn assemble_cells(
     decoder: &mut Decoder<'_>,
     cell_groups: &[crate::store::CellGroup],
     totals: &mut MetricsBuilder,
-) -> Vec<(Vec<Part>, MetricsBuilder)> {
+) -> impl ExactSizeIterator<Item = (Vec<Part>, MetricsBuilder)> {
     let dimensions = CellDimension::at_positions(query);
     let grouped = |d: CellDimension| dimensions.contains(&Some(d));
     let (by_window, by_fine, by_coarse, by_tier, by_event) = (
@@ -581,19 +592,16 @@ fn assemble_cells(
     order.sort_unstable_by(|a, b| {
         ranks[a * width..(a + 1) * width].cmp(&ranks[b * width..(b + 1) * width])
     });
-    order
-        .into_iter()
-        .map(|i| {
-            let (template, parts, builder) = &mut rows[i];
-            let mut key = template_keys[*template].clone();
-            for (part, dimension) in key.iter_mut().zip(&dimensions) {
-                if let Some(cell) = dimension {
-                    *part = cell.part(parts, &event_names);
-                }
+    order.into_iter().map(move |i| {
+        let (template, parts, builder) = &mut rows[i];
+        let mut key = template_keys[*template].clone();
+        for (part, dimension) in key.iter_mut().zip(&dimensions) {
+            if let Some(cell) = dimension {
+                *part = cell.part(parts, &event_names);
             }
-            (key, std::mem::take(builder))
-        })
-        .collect()
+        }
+        (key, std::mem::take(builder))
+    })
 }
 
 /// Run a report against the stored aggregates and schemas.
