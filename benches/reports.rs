@@ -152,6 +152,9 @@ fn main() {
             ("by tier x window", "&group_by=tier,window"),
             ("by version", "&group_by=version"),
             ("by fidelity", "&group_by=fidelity"),
+            ("by campaign x version", "&group_by=source_identifier,version"),
+            ("by week x campaign", "&group_by=week,source_identifier"),
+            ("by day x campaign", "&group_by=day,source_identifier"),
         ];
         let long: &[(&str, &str)] = &[
             ("400 d totals", ""),
