@@ -246,6 +246,18 @@ pub enum Conversion {
     ReEngagement,
 }
 
+impl Conversion {
+    /// The conversion type as stored (`''` when the postback does not say).
+    #[must_use]
+    pub fn of(conversion_type: &str) -> Self {
+        match conversion_type {
+            "redownload" => Self::Redownload,
+            "re-engagement" => Self::ReEngagement,
+            _ => Self::Download,
+        }
+    }
+}
+
 impl CellKey {
     /// The cell of an aggregate key.
     #[must_use]
@@ -253,11 +265,7 @@ impl CellKey {
         Self {
             window: u8::try_from(key.window.clamp(0, 2)).unwrap_or(0),
             did_win: key.did_win,
-            conversion: match key.conversion_type.as_str() {
-                "redownload" => Conversion::Redownload,
-                "re-engagement" => Conversion::ReEngagement,
-                _ => Conversion::Download,
-            },
+            conversion: Conversion::of(&key.conversion_type),
             tier_hint: i8::try_from(key.tier_hint.clamp(-1, 4)).unwrap_or(-1),
             outcome: match key.outcome.as_str() {
                 "valid" => OutcomeClass::Valid,

@@ -5,6 +5,7 @@
 //! when asked for. Rows are rendered one by one so the body can be streamed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{Metrics, Report, ReportRow, column_names};
 
@@ -37,7 +38,7 @@ const FIXED: [&str; 21] = [
 pub struct CsvRenderer {
     groups: Vec<&'static str>,
     currencies: Vec<String>,
-    events: Vec<String>,
+    events: Vec<Arc<str>>,
     histograms: bool,
 }
 
@@ -54,7 +55,7 @@ impl CsvRenderer {
         let mut histograms = false;
         for row in &report.rows {
             currencies.extend(row.metrics.revenue.iter().map(|r| r.currency.clone()));
-            events.extend(row.metrics.events.iter().map(|e| e.name.to_string()));
+            events.extend(row.metrics.events.iter().map(|e| Arc::clone(&e.name)));
             histograms |= row.metrics.fine_histogram.is_some();
         }
         Self {
@@ -149,7 +150,7 @@ impl CsvRenderer {
             }
         }
         for event in &self.events {
-            match m.events.iter().find(|e| *e.name == **event) {
+            match m.events.iter().find(|e| e.name == *event) {
                 Some(e) => cells.extend([
                     e.postbacks.to_string(),
                     e.min_count.to_string(),

@@ -343,13 +343,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                     histogram[i] += n;
                 });
             }
-            // The report's totals take each decoding once, not once per row.
-            for ((install_day, window), histogram) in overall {
-                for (i, n) in histogram.into_iter().enumerate().filter(|(_, n)| *n != 0) {
-                    let value = slot_value(i);
-                    totals.add_value(value, n, decoder.decode(install_day, window, value));
-                }
-            }
+            add_values(&mut totals, &mut decoder, overall);
             finish_rows(groups.into_iter(), &columns)
         }
     };
@@ -361,6 +355,21 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         group_by: query.group_by.clone(),
         rows,
         totals: totals.finish(),
+    }
+}
+
+/// Add value counts by (install day, window) and slot to the report's totals, decoding each
+/// value once rather than once per row or cell that holds it.
+fn add_values(
+    totals: &mut MetricsBuilder,
+    decoder: &mut Decoder<'_>,
+    counts: HashMap<(i64, i64), [i64; 67]>,
+) {
+    for ((install_day, window), histogram) in counts {
+        for (i, n) in histogram.into_iter().enumerate().filter(|(_, n)| *n != 0) {
+            let value = slot_value(i);
+            totals.add_value(value, n, decoder.decode(install_day, window, value));
+        }
     }
 }
 
@@ -548,13 +557,7 @@ fn assemble_cells(
             }
         }
     }
-    // The report's totals take each decoding once, not once per cell.
-    for ((install_day, window), histogram) in overall {
-        for (i, n) in histogram.into_iter().enumerate().filter(|(_, n)| *n != 0) {
-            let value = slot_value(i);
-            totals.add_value(value, n, decoder.decode(install_day, window, value));
-        }
-    }
+    add_values(totals, decoder, overall);
 
     // Every position's parts as ranks in their order, so rows sort by small integers: a
     // template's part ranked among the templates, a cell's part by what it holds (Null first,

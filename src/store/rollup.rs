@@ -42,7 +42,6 @@ const WINDOWS: u32 = 3;
 const WINDOW_CELLS: u32 = 2 * 4 * 5 * 3 * 2 * VALUE_SLOTS;
 const CONVERSION_TYPES: [&str; 4] = ["", "download", "redownload", "re-engagement"];
 const OUTCOMES: [&str; 3] = ["valid", "invalid", "unverifiable"];
-const COARSE: [&str; 3] = ["low", "medium", "high"];
 
 /// Which detail a rollup row keeps besides the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -156,19 +155,20 @@ impl Cell {
         CellKey {
             window: u8::try_from(self.window).unwrap_or(0),
             did_win: self.did_win,
-            conversion: match CONVERSION_TYPES[self.conversion_type] {
-                "redownload" => Conversion::Redownload,
-                "re-engagement" => Conversion::ReEngagement,
-                _ => Conversion::Download,
-            },
+            conversion: Conversion::of(CONVERSION_TYPES[self.conversion_type]),
             tier_hint: i8::try_from(self.tier_hint).unwrap_or(-1),
             outcome: [OutcomeClass::Valid, OutcomeClass::Invalid, OutcomeClass::Unverifiable]
                 [self.outcome],
-            value: match self.value {
-                0 => ConversionValue::None,
-                v @ 1..=64 => ConversionValue::Fine(u8::try_from(v - 1).unwrap_or(0)),
-                v => ConversionValue::Coarse(CoarseValue::ALL[((v - 65) as usize).min(2)]),
-            },
+            value: self.conversion_value(),
+        }
+    }
+
+    /// The value the cell counts: 0 none, 1-64 fine values 0-63, then the coarse values.
+    fn conversion_value(self) -> ConversionValue {
+        match self.value {
+            0 => ConversionValue::None,
+            v @ 1..=64 => ConversionValue::Fine(u8::try_from(v - 1).unwrap_or(0)),
+            v => ConversionValue::Coarse(CoarseValue::ALL[((v - 65) as usize).min(2)]),
         }
     }
 
@@ -186,13 +186,11 @@ impl Cell {
         key.outcome.clear();
         key.outcome.push_str(OUTCOMES[self.outcome]);
         key.coarse_value.clear();
-        match self.value {
-            0 => key.fine_value = -1,
-            v @ 1..=64 => key.fine_value = i64::from(v) - 1,
-            v => {
-                key.fine_value = -1;
-                key.coarse_value.push_str(COARSE[(v - 65) as usize]);
-            }
+        key.fine_value = -1;
+        match self.conversion_value() {
+            ConversionValue::Fine(v) => key.fine_value = i64::from(v),
+            ConversionValue::Coarse(c) => key.coarse_value.push_str(c.as_str()),
+            ConversionValue::None => {}
         }
     }
 }
