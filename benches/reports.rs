@@ -155,6 +155,7 @@ fn main() {
             ("by campaign x version", "&group_by=source_identifier,version"),
             ("by week x campaign", "&group_by=week,source_identifier"),
             ("by day x campaign", "&group_by=day,source_identifier"),
+            ("by month x campaign", "&group_by=month,source_identifier"),
         ];
         let long: &[(&str, &str)] = &[
             ("400 d totals", ""),

@@ -32,7 +32,8 @@ use crate::schema_versions::{SchemaError, SchemaVersions};
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 use crate::skan::{day_from_number, day_number};
 use crate::store::{
-    DateType, ReportData, ReportGroup, ReportSelection, ReportSource, Store, StoreError, TotalsRow,
+    DateType, DayBucket, ReportData, ReportGroup, ReportSelection, ReportSource, Store, StoreError,
+    TotalsRow,
 };
 
 /// A report.
@@ -90,6 +91,13 @@ pub fn selection(query: &ReportQuery, history: &SchemaHistory) -> ReportSelectio
         to_day: day_number(query.to),
         filters: query.filters.clone(),
         by_day: has(Dimension::Day) || has(Dimension::Week) || has(Dimension::Month),
+        day_bucket: if has(Dimension::Week) {
+            DayBucket::Week
+        } else if has(Dimension::Month) {
+            DayBucket::Month
+        } else {
+            DayBucket::Day
+        },
         by_ad_network: has(Dimension::AdNetworkId),
         by_source: has(Dimension::SourceIdentifier),
         by_interaction: has(Dimension::Fidelity),

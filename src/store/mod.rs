@@ -282,6 +282,9 @@ pub struct ReportSelection {
     pub filters: AggregateFilter,
     /// Keep the day of `date_type` (for day/week/month grouping).
     pub by_day: bool,
+    /// The rows days are grouped into: a store may return any day of a week or month for the
+    /// whole week or month (the first of the range in it).
+    pub day_bucket: DayBucket,
     /// Keep the ad network.
     pub by_ad_network: bool,
     /// Keep the source identifier and campaign.
@@ -298,6 +301,53 @@ pub struct ReportSelection {
     /// `install_day` comes back as a representative day of its schema period, which is all
     /// decoding needs, so periods and not days multiply the rows.
     pub schema_period_starts: Vec<i64>,
+}
+
+/// What a report groups kept days into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DayBucket {
+    /// Each day alone.
+    #[default]
+    Day,
+    /// Weeks from Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl DayBucket {
+    /// The last day number of the bucket holding `day`.
+    #[must_use]
+    pub fn last_day(self, day: i64) -> i64 {
+        use chrono::Datelike as _;
+        let date = crate::skan::day_from_number(day);
+        match self {
+            Self::Day => day,
+            Self::Week => day + 6 - i64::from(date.weekday().num_days_from_monday()),
+            Self::Month => {
+                let (year, month) = if date.month() == 12 {
+                    (date.year() + 1, 1)
+                } else {
+                    (date.year(), date.month() + 1)
+                };
+                chrono::NaiveDate::from_ymd_opt(year, month, 1)
+                    .map_or(day, |next| crate::skan::day_number(next) - 1)
+            }
+        }
+    }
+
+    /// The buckets of the days `from..=to` as `(first, last)` day numbers, clipped to the range.
+    #[must_use]
+    pub fn split(self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = self.last_day(start).clamp(start, to);
+            out.push((start, end));
+            start = end + 1;
+        }
+        out
+    }
 }
 
 /// The table a report reads. `Auto` picks the smallest one that has every dimension the report

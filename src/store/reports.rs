@@ -347,18 +347,28 @@ super::sql::sql_impl! {
     }
 
 
-    /// Report rows from the report rollup: the blocks that tile the range (every day when
-    /// grouped by date), their cells summed per group in Rust. Version rows when the report
-    /// groups or filters by version or fidelity, source rows otherwise.
+    /// Report rows from the report rollup: the blocks that tile the range (or each week or
+    /// month of it, or every day when grouped by day), their cells summed per group in Rust.
+    /// Version rows when the report groups or filters by version or fidelity, source rows
+    /// otherwise.
     pub(super) async fn rollup_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
         let (kind, arrival) = match s.date_type {
             DateType::Arrival => ("arrival", true),
             DateType::Install => ("install", false),
         };
-        let runs = if s.by_day {
-            vec![(1, s.from_day, s.to_day, 1)]
-        } else {
-            rollup::blocks(s.from_day, s.to_day)
+        // Each run of blocks with the day its rows are reported under (none: the block's own).
+        let runs: Vec<(Option<i64>, rollup::Run)> = match (s.by_day, s.day_bucket) {
+            (false, _) => {
+                rollup::blocks(s.from_day, s.to_day).into_iter().map(|run| (None, run)).collect()
+            }
+            (true, super::DayBucket::Day) => vec![(None, (1, s.from_day, s.to_day, 1))],
+            (true, bucket) => bucket
+                .split(s.from_day, s.to_day)
+                .into_iter()
+                .flat_map(|(first, last)| {
+                    rollup::blocks(first, last).into_iter().map(move |run| (Some(first), run))
+                })
+                .collect(),
         };
         let f = &s.filters;
         let family = if s.by_version
@@ -403,8 +413,10 @@ super::sql::sql_impl! {
         // SQLite each connection has its own thread, so packing runs on every core), and each
         // piece is grouped as it arrives while the others are still being read.
         let parallel = parallel_reads();
-        let pieces = rollup::pieces(&runs, parallel as i64);
-        let reads = pieces.into_iter().map(|(span, first, last, sign)| {
+        let pieces = runs.into_iter().flat_map(|(reported_day, run)| {
+            rollup::pieces(&[run], parallel as i64).into_iter().map(move |piece| (reported_day, piece))
+        });
+        let reads = pieces.map(|(reported_day, (span, first, last, sign))| {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {} FROM report_rollup WHERE app_id = ",
                 DB::PACKED_ROLLUP_ROWS
@@ -422,24 +434,30 @@ super::sql::sql_impl! {
             Self::push_bool(&mut q, "development", &f.development);
             async move {
                 let packed: Option<Vec<u8>> = q.build_query_scalar().fetch_one(&self.pool).await?;
-                Ok::<_, StoreError>((sign, packed))
+                Ok::<_, StoreError>((reported_day, sign, packed))
             }
         });
         let mut reads = futures_util::stream::iter(reads).buffer_unordered(parallel);
         let mut corrupt = false;
         while let Some(read) = reads.next().await {
-            let (sign, packed) = read?;
+            let (reported_day, sign, packed) = read?;
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
                 let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
                 let group = super::ReportGroup {
-                    day: if s.by_day { row.day } else { 0 },
+                    day: if s.by_day { reported_day.unwrap_or(row.day) } else { 0 },
                     ad_network_id: text(s.by_ad_network, row.ad_network_id),
                     source_identifier: text(s.by_source, row.source_identifier),
                     campaign_id: if s.by_source { row.campaign_id } else { -1 },
                     protocol: text(s.by_version, row.protocol),
                     version: text(s.by_version, row.version),
                     interaction: text(s.by_interaction, row.interaction),
-                    install_day: if s.by_day && !arrival { row.day } else { row.period_day },
+                    // A block's own day is its install day only for single days (a week's
+                    // blocks can hold installs of two schema periods; the period decodes alike).
+                    install_day: if s.by_day && !arrival && reported_day.is_none() {
+                        row.day
+                    } else {
+                        row.period_day
+                    },
                 };
                 let intact = if s.by_value {
                     let group = cells.entry(group).or_default();

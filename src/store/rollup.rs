@@ -7,8 +7,9 @@
 //! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
 //! would otherwise group millions of detailed aggregates. Three things keep the rollup small
 //! enough to read in a few tens of milliseconds:
-//! - Time blocks of 1, 8 and 64 days (aligned on day numbers), so a range is a handful of blocks,
-//!   added or subtracted, instead of every day in it ([`blocks`]).
+//! - Time blocks of 1, 7 and 56 days, so a range is a handful of blocks, added or subtracted,
+//!   instead of every day in it ([`blocks`]). The blocks start on Mondays, so a report by week
+//!   reads one block per whole week, and by month a few per month.
 //! - The window inside the cells, not in the key: a campaign report reads every campaign's row
 //!   in every block, and a SKAdNetwork 4 campaign's three windows share one row (a fifth fewer
 //!   rows in the benchmark, where older versions have only window 0).
@@ -29,7 +30,16 @@ use crate::domain::aggregate::Conversion;
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 
 /// Block lengths in days. Every postback is counted once per span and date kind.
-pub(crate) const SPANS: [i64; 3] = [1, 8, 64];
+pub(crate) const SPANS: [i64; 3] = [1, 7, 56];
+
+/// A day number on which blocks of every span start: day 4 (1970-01-05) is a Monday, as reports'
+/// weeks start on Mondays.
+const BLOCK_ORIGIN: i64 = 4;
+
+/// The first day of the `span`-day block holding `day`.
+pub(crate) fn block_start(day: i64, span: i64) -> i64 {
+    day - (day - BLOCK_ORIGIN).rem_euclid(span)
+}
 
 /// The period day of installs before an app's first schema version (no version decodes them,
 /// as none decodes day -1).
@@ -222,7 +232,7 @@ pub(crate) fn add(
                 app_id: key.app_id,
                 date_kind,
                 span,
-                day: day - day.rem_euclid(span),
+                day: block_start(day, span),
                 ad_network_id: key.ad_network_id.clone(),
                 family: family.as_str(),
                 source_identifier: if source {
@@ -371,16 +381,19 @@ pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a
     true
 }
 
+/// Consecutive blocks of one span and sign: `(span, first block, last block, sign)`.
+pub(crate) type Run = (i64, i64, i64, i64);
+
 /// Aligned blocks whose signed sum is exactly the days `from..=to`, with the fewest blocks: a
-/// range may take a longer block and subtract what overhangs (days 2..=95 as the 64-day block
-/// 0..=63 plus four 8-day blocks minus days 0 and 1), since counts are exact integers. A report
-/// reads every block once per key, so fewer blocks is fewer rows to group: a 90-day range takes
-/// at most 12 blocks where tiling it exactly takes up to 29. Returned as runs of consecutive
+/// range may take a longer block and subtract what overhangs (days 2..=95 as days 2, 3 and 95
+/// plus the 56-day blocks from days 4 and 60, less three weeks from day 95), since counts are
+/// exact integers. A report reads every block once per key, so fewer blocks is fewer rows to
+/// group: a 90-day range takes at most 12 blocks. Returned as runs of consecutive
 /// blocks of one span and sign: `(span, first block, last block, sign)`.
-pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
+pub(crate) fn blocks(from: i64, to: i64) -> Vec<Run> {
     let mut signed = cover(from, to + 1, SPANS.len() - 1);
     signed.sort_unstable_by_key(|(span, day, sign)| (*span, *sign, *day));
-    let mut runs: Vec<(i64, i64, i64, i64)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for (span, day, sign) in signed {
         match runs.last_mut() {
             Some(run) if run.0 == span && run.3 == sign && run.2 + span == day => run.2 = day,
@@ -392,7 +405,7 @@ pub(crate) fn blocks(from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
 
 /// Each run of blocks cut into at most `count` pieces of whole blocks, as even as they come, each
 /// `(span, first block, last block, sign)` like a run.
-pub(crate) fn pieces(runs: &[(i64, i64, i64, i64)], count: i64) -> Vec<(i64, i64, i64, i64)> {
+pub(crate) fn pieces(runs: &[Run], count: i64) -> Vec<Run> {
     let mut out = Vec::new();
     let count = count.max(1);
     for &(span, first, last, sign) in runs {
@@ -421,7 +434,7 @@ fn cover(from: i64, until: i64, level: usize) -> Vec<(i64, i64, i64)> {
         return (from..until).map(|day| (span, day, 1)).collect();
     }
     let mut best = cover(from, until, level - 1);
-    let floor = |day: i64| day - day.rem_euclid(span);
+    let floor = |day: i64| block_start(day, span);
     let ceil = |day: i64| floor(day + span - 1);
     for start in [ceil(from), floor(from)] {
         for end in [floor(until), ceil(until)] {
@@ -554,7 +567,7 @@ mod tests {
                     assert!(SPANS.contains(&span) && sign.abs() == 1);
                     let mut day = first;
                     while day <= last {
-                        assert_eq!(day.rem_euclid(span), 0, "aligned");
+                        assert_eq!(block_start(day, span), day, "aligned");
                         for d in day..day + span {
                             *net.entry(d).or_insert(0) += sign;
                         }
@@ -573,10 +586,33 @@ mod tests {
                 }
             }
         }
-        // Exact tiling takes up to 29 blocks for 90 days (7 + 7 + 1 + 7 + 7), signed at most 12.
+        // Signed, a 90-day range takes at most 12 blocks.
         assert!(worst <= 12, "a 90-day range took {worst} blocks");
-        // Days 2..=95: the 64-day block 0..=63, four 8-day blocks, minus days 0 and 1.
-        assert_eq!(blocks(2, 95), vec![(1, 0, 1, -1), (8, 64, 88, 1), (64, 0, 0, 1)]);
+        // Days 2..=95: days 2, 3 and 95, the 56-day blocks from 4 and 60 less the three weeks
+        // from day 95.
+        assert_eq!(
+            blocks(2, 95),
+            vec![(1, 2, 3, 1), (1, 95, 95, 1), (7, 95, 109, -1), (56, 4, 60, 1)]
+        );
+    }
+
+    #[test]
+    fn a_week_is_one_block_and_a_month_a_few() {
+        use crate::store::DayBucket;
+        let monday =
+            crate::skan::day_number(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"));
+        for week in 0..60 {
+            let first = monday + 7 * week;
+            assert_eq!(blocks(first, first + 6), vec![(7, first, first, 1)]);
+            assert_eq!(DayBucket::Week.split(first + 2, first + 20).len(), 3);
+        }
+        let months = DayBucket::Month.split(monday + 3, monday + 400);
+        assert_eq!(months.len(), 14);
+        let block_count = |runs: Vec<(i64, i64, i64, i64)>| -> i64 {
+            runs.iter().map(|(span, first, last, _)| (last - first) / span + 1).sum()
+        };
+        let worst = months.iter().map(|&(first, last)| block_count(blocks(first, last))).max();
+        assert_eq!(worst, Some(9), "a month's blocks, against up to 31 single days");
     }
 
     #[test]
@@ -604,10 +640,10 @@ mod tests {
                 }
             }
         }
-        // 90 single days in two reads of 45; four 8-day blocks in two of two.
+        // 90 single days in two reads of 45; four weeks in two of two.
         assert_eq!(
-            pieces(&[(1, 0, 89, 1), (8, 64, 88, -1)], 2),
-            vec![(1, 0, 44, 1), (1, 45, 89, 1), (8, 64, 72, -1), (8, 80, 88, -1),]
+            pieces(&[(1, 0, 89, 1), (7, 60, 81, -1)], 2),
+            vec![(1, 0, 44, 1), (1, 45, 89, 1), (7, 60, 67, -1), (7, 74, 81, -1),]
         );
     }
 
