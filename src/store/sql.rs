@@ -39,10 +39,12 @@ pub(crate) trait Dialect: Database {
     /// Appended to a queue `SELECT` so concurrent workers take different rows instead of waiting.
     const SKIP_LOCKED: &'static str;
 
-    /// Every selected rollup row packed into one value (see `rollup::each_packed`): a run of
-    /// blocks comes back as one row, so neither the database's grouping sort nor the driver's
-    /// per-row cost is paid for tens of thousands of rows.
-    const PACKED_ROLLUP_ROWS: &'static str;
+    /// Every selected rollup row of the source family packed into one value (see
+    /// `rollup::each_packed`): a run of blocks comes back as one row, so neither the database's
+    /// grouping sort nor the driver's per-row cost is paid for tens of thousands of rows.
+    const PACKED_SOURCE_ROWS: &'static str;
+    /// [`Self::PACKED_SOURCE_ROWS`] for rows of the version family.
+    const PACKED_VERSION_ROWS: &'static str;
 
     /// In a rollup upsert: the stored `counts` with the new ones appended after a 0x00 byte.
     const APPENDED_COUNTS: &'static str;

@@ -29,11 +29,18 @@ impl Dialect for Sqlite {
     // about 2 µs a row, this about 1 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68 ms
     // against 27-41 ms, the same bytes). printf's `%s` stops at a NUL character, so each
     // text's length is measured on what printf writes: a key holding a NUL (which PostgreSQL
-    // cannot store at all) is read cut at the NUL instead of breaking the packed value.
-    const PACKED_ROLLUP_ROWS: &'static str = "CAST(group_concat(\
-        printf('%d;%d;%d;%d:%s%d:%s%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
+    // cannot store at all) is read cut at the NUL instead of breaking the packed value. The
+    // fields a family leaves empty are written as empty netstrings without reading them, a
+    // third less per row (`sqlite3`, 82,453 rows of thirteen weeks: 106-113 ms against 158 ms,
+    // the same bytes).
+    const PACKED_SOURCE_ROWS: &'static str = "CAST(group_concat(\
+        printf('%d;%d;%d;%d:%s%d:%s0:0:0:%d:', day, campaign_id, period_day, \
         length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
         length(CAST(printf('%s', source_identifier) AS BLOB)), source_identifier, \
+        length(counts)) || counts, '') AS BLOB)";
+    const PACKED_VERSION_ROWS: &'static str = "CAST(group_concat(\
+        printf('%d;%d;%d;%d:%s0:%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
+        length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
         length(CAST(printf('%s', protocol) AS BLOB)), protocol, \
         length(CAST(printf('%s', version) AS BLOB)), version, \
         length(CAST(printf('%s', interaction) AS BLOB)), interaction, \
