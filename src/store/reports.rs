@@ -190,7 +190,17 @@ super::sql::sql_impl! {
             true,
             true,
         ]));
-        let rows = q.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?;
+        let rows = match DB::AGGREGATE_REPORT_SETTINGS {
+            Some(settings) => {
+                // A read-only transaction, so the settings end with it.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(settings).execute(&mut *tx).await?;
+                let rows = q.build_query_as::<AggregateRecord>().fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows
+            }
+            None => q.build_query_as::<AggregateRecord>().fetch_all(&self.pool).await?,
+        };
         Ok(ReportData::Rows(rows.into_iter().map(AggregateRow::from).collect()))
     }
 

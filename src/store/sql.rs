@@ -54,6 +54,10 @@ pub(crate) trait Dialect: Database {
     /// after a full one waits for the server's delayed acknowledgement, 40 ms a statement.
     const MAX_PARAMS: usize;
 
+    /// Run before a report's read of the detailed aggregates, in its transaction. `None` where
+    /// the defaults serve.
+    const AGGREGATE_REPORT_SETTINGS: Option<&'static str>;
+
     /// Taken by every transaction that writes counts keyed by decoding period, and
     /// [`Self::PERIODS_LOCK_EXCLUSIVE`] by one that adds a schema version: a writer never keys
     /// counts by periods that a new version is changing under it. `None` where write

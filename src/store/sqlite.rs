@@ -47,6 +47,7 @@ impl Dialect for Sqlite {
         length(counts)) || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
+    const AGGREGATE_REPORT_SETTINGS: Option<&'static str> = None;
     const MAX_PARAMS: usize = usize::MAX;
     const PERIODS_LOCK_SHARED: Option<&'static str> = None;
     const PERIODS_LOCK_EXCLUSIVE: Option<&'static str> = None;
