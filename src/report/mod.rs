@@ -13,7 +13,7 @@ pub mod query;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{Datelike as _, Duration, NaiveDate};
+use chrono::NaiveDate;
 // Seeded per process, and several times faster than SipHash on the small keys assembly looks up
 // once per stored row or cell.
 use foldhash::{HashMap, HashMapExt as _};
@@ -90,14 +90,13 @@ pub fn selection(query: &ReportQuery, history: &SchemaHistory) -> ReportSelectio
         from_day: day_number(query.from),
         to_day: day_number(query.to),
         filters: query.filters.clone(),
-        by_day: has(Dimension::Day) || has(Dimension::Week) || has(Dimension::Month),
-        day_bucket: if has(Dimension::Week) {
-            DayBucket::Week
-        } else if has(Dimension::Month) {
-            DayBucket::Month
-        } else {
-            DayBucket::Day
-        },
+        by_date: [
+            (Dimension::Day, DayBucket::Day),
+            (Dimension::Week, DayBucket::Week),
+            (Dimension::Month, DayBucket::Month),
+        ]
+        .into_iter()
+        .find_map(|(dimension, bucket)| has(dimension).then_some(bucket)),
         by_ad_network: has(Dimension::AdNetworkId),
         by_source: has(Dimension::SourceIdentifier),
         by_interaction: has(Dimension::Fidelity),
@@ -162,12 +161,8 @@ fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
         let day = day_from_number(d.day);
         match dimension {
             Dimension::Day => key.push(Part::Date(day)),
-            Dimension::Week => {
-                key.push(Part::Date(
-                    day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
-                ));
-            }
-            Dimension::Month => key.push(Part::Date(day.with_day(1).unwrap_or(day))),
+            Dimension::Week => key.push(Part::Date(DayBucket::Week.first_day(day))),
+            Dimension::Month => key.push(Part::Date(DayBucket::Month.first_day(day))),
             Dimension::AdNetworkId => key.push(Part::Text(d.ad_network_id.into())),
             Dimension::SourceIdentifier => {
                 let digits = usize::from(query.digits.unwrap_or(4));

@@ -280,11 +280,9 @@ pub struct ReportSelection {
     pub to_day: i64,
     /// Filters (values are bound, never spliced).
     pub filters: AggregateFilter,
-    /// Keep the day of `date_type` (for day/week/month grouping).
-    pub by_day: bool,
-    /// The rows days are grouped into: a store may return any day of a week or month for the
-    /// whole week or month (the first of the range in it).
-    pub day_bucket: DayBucket,
+    /// Keep the day of `date_type`, for rows by day, week or month: a store may return any day
+    /// of a week or month for the whole week or month (the first of the range in it).
+    pub by_date: Option<DayBucket>,
     /// Keep the ad network.
     pub by_ad_network: bool,
     /// Keep the source identifier and campaign.
@@ -303,11 +301,18 @@ pub struct ReportSelection {
     pub schema_period_starts: Vec<i64>,
 }
 
+impl ReportSelection {
+    /// Whether rows keep a day (grouped by day, week or month).
+    #[must_use]
+    pub fn by_day(&self) -> bool {
+        self.by_date.is_some()
+    }
+}
+
 /// What a report groups kept days into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DayBucket {
     /// Each day alone.
-    #[default]
     Day,
     /// Weeks from Monday.
     Week,
@@ -316,24 +321,29 @@ pub enum DayBucket {
 }
 
 impl DayBucket {
+    /// The first day of the bucket holding `date`.
+    #[must_use]
+    pub fn first_day(self, date: chrono::NaiveDate) -> chrono::NaiveDate {
+        use chrono::Datelike as _;
+        match self {
+            Self::Day => date,
+            Self::Week => {
+                date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday()))
+            }
+            Self::Month => date.with_day(1).unwrap_or(date),
+        }
+    }
+
     /// The last day number of the bucket holding `day`.
     #[must_use]
     pub fn last_day(self, day: i64) -> i64 {
-        use chrono::Datelike as _;
-        let date = crate::skan::day_from_number(day);
-        match self {
-            Self::Day => day,
-            Self::Week => day + 6 - i64::from(date.weekday().num_days_from_monday()),
-            Self::Month => {
-                let (year, month) = if date.month() == 12 {
-                    (date.year() + 1, 1)
-                } else {
-                    (date.year(), date.month() + 1)
-                };
-                chrono::NaiveDate::from_ymd_opt(year, month, 1)
-                    .map_or(day, |next| crate::skan::day_number(next) - 1)
-            }
-        }
+        let first = self.first_day(crate::skan::day_from_number(day));
+        let next = match self {
+            Self::Day => first.checked_add_days(chrono::Days::new(1)),
+            Self::Week => first.checked_add_days(chrono::Days::new(7)),
+            Self::Month => first.checked_add_months(chrono::Months::new(1)),
+        };
+        next.map_or(day, |next| crate::skan::day_number(next) - 1)
     }
 
     /// The buckets of the days `from..=to` as `(first, last)` day numbers, clipped to the range.

@@ -37,7 +37,7 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // Both families pack every field: packing only a family's own fields measured within the
     // noise here (43-56 ms against 45-56 ms for 25,432 rows), as did one format() per row
-    // instead of the `||` chain (median 66 against 63 ms for 31,859 rows).
+    // instead of the `||` chain (median 66 against 63 ms for 25,443 rows).
     const PACKED_SOURCE_ROWS: &'static str = PACKED_ROWS;
     const PACKED_VERSION_ROWS: &'static str = PACKED_ROWS;
     const APPENDED_COUNTS: &'static str =

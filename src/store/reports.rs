@@ -135,7 +135,7 @@ super::sql::sql_impl! {
         }
         let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
         q.push(keep(
-            s.by_day && s.date_type == DateType::Arrival,
+            s.by_day() && s.date_type == DateType::Arrival,
             "arrival_day",
             "CAST(0 AS BIGINT)",
         ));
@@ -170,7 +170,7 @@ super::sql::sql_impl! {
         Self::push_bool(&mut q, "did_win", &f.did_win);
         Self::push_bool(&mut q, "development", &f.development);
         Self::push_redownload(&mut q, &f.redownload);
-        let arrival_kept = s.by_day && s.date_type == DateType::Arrival;
+        let arrival_kept = s.by_day() && s.date_type == DateType::Arrival;
         q.push(group_by(&[
             true,
             arrival_kept,
@@ -263,7 +263,7 @@ super::sql::sql_impl! {
     /// grouped by, otherwise a day of its schema period (the day before the first period for
     /// earlier days), which decodes the same and keeps the groups few.
     pub(super) fn push_install_day(q: &mut QueryBuilder<DB>, s: &ReportSelection, column: &str) {
-        if s.by_day && s.date_type == DateType::Install {
+        if s.by_day() && s.date_type == DateType::Install {
             q.push(format!("{column} AS install_day"));
         } else if s.schema_period_starts.is_empty() {
             q.push("CAST(0 AS BIGINT) AS install_day");
@@ -301,7 +301,7 @@ super::sql::sql_impl! {
     /// one aggregate row per value.
     pub(super) async fn cube_rows(&self, s: &ReportSelection) -> Result<Vec<AggregateRow>, StoreError> {
         let mut q = QueryBuilder::<DB>::new("SELECT app_id, ");
-        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(if s.by_day() { "day" } else { "CAST(0 AS BIGINT) AS day" });
         q.push(", ");
         Self::push_install_day(&mut q, s, "install_day");
         q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });
@@ -313,7 +313,7 @@ super::sql::sql_impl! {
         Self::push_redownload(&mut q, &f.redownload);
         q.push(group_by(&[
             true,
-            s.by_day,
+            s.by_day(),
             true,
             s.by_ad_network,
             true,
@@ -367,12 +367,12 @@ super::sql::sql_impl! {
             DateType::Install => ("install", false),
         };
         // Each run of blocks with the day its rows are reported under (none: the block's own).
-        let runs: Vec<(Option<i64>, rollup::Run)> = match (s.by_day, s.day_bucket) {
-            (false, _) => {
+        let runs: Vec<(Option<i64>, rollup::Run)> = match s.by_date {
+            None => {
                 rollup::blocks(s.from_day, s.to_day).into_iter().map(|run| (None, run)).collect()
             }
-            (true, super::DayBucket::Day) => vec![(None, (1, s.from_day, s.to_day, 1))],
-            (true, bucket) => bucket
+            Some(super::DayBucket::Day) => vec![(None, (1, s.from_day, s.to_day, 1))],
+            Some(bucket) => bucket
                 .split(s.from_day, s.to_day)
                 .into_iter()
                 .flat_map(|(first, last)| {
@@ -457,7 +457,7 @@ super::sql::sql_impl! {
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
                 let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
                 let group = super::ReportGroup {
-                    day: if s.by_day { reported_day.unwrap_or(row.day) } else { 0 },
+                    day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
                     ad_network_id: text(s.by_ad_network, row.ad_network_id),
                     source_identifier: text(s.by_source, row.source_identifier),
                     campaign_id: if s.by_source { row.campaign_id } else { -1 },
@@ -466,7 +466,7 @@ super::sql::sql_impl! {
                     interaction: text(s.by_interaction, row.interaction),
                     // A block's own day is its install day only for single days (a week's
                     // blocks can hold installs of two schema periods; the period decodes alike).
-                    install_day: if s.by_day && !arrival && reported_day.is_none() {
+                    install_day: if s.by_day() && !arrival && reported_day.is_none() {
                         row.day
                     } else {
                         row.period_day
@@ -507,7 +507,7 @@ super::sql::sql_impl! {
     /// Report rows from the totals table.
     pub(super) async fn totals_rows(&self, s: &ReportSelection) -> Result<Vec<TotalsRow>, StoreError> {
         let mut q = QueryBuilder::<DB>::new("SELECT ");
-        q.push(if s.by_day { "day" } else { "CAST(0 AS BIGINT) AS day" });
+        q.push(if s.by_day() { "day" } else { "CAST(0 AS BIGINT) AS day" });
         q.push(", ");
         Self::push_install_day(&mut q, s, "install_day");
         q.push(if s.by_ad_network { ", ad_network_id" } else { ", '' AS ad_network_id" });

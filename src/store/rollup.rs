@@ -608,7 +608,7 @@ mod tests {
         }
         let months = DayBucket::Month.split(monday + 3, monday + 400);
         assert_eq!(months.len(), 14);
-        let block_count = |runs: Vec<(i64, i64, i64, i64)>| -> i64 {
+        let block_count = |runs: Vec<Run>| -> i64 {
             runs.iter().map(|(span, first, last, _)| (last - first) / span + 1).sum()
         };
         let worst = months.iter().map(|&(first, last)| block_count(blocks(first, last))).max();
