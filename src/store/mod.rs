@@ -371,8 +371,8 @@ pub enum ReportSource {
     Aggregates,
     /// The value cube (when it can answer).
     ValueCube,
-    /// The report rollup, in the smallest family that keeps the report's dimensions.
-    Rollup,
+    /// The source rollup (when it can answer).
+    SourceRollup,
 }
 
 /// What a report reads: aggregate rows (detailed or expanded from the value cube), totals rows,
@@ -399,11 +399,11 @@ pub struct ReportGroup {
     pub install_day: i64,
     /// Ad network.
     pub ad_network_id: String,
-    /// `source-identifier`.
+    /// `source-identifier` (only the source rollup keeps it).
     pub source_identifier: String,
     /// `campaign-id` (SKAdNetwork before 4.0).
     pub campaign_id: i64,
-    /// Protocol.
+    /// Protocol (only the version rollup keeps it).
     pub protocol: String,
     /// SKAdNetwork version.
     pub version: String,

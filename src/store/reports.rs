@@ -120,6 +120,7 @@ super::sql::sql_impl! {
             || s.by_interaction
             || !f.version.is_empty()
             || !f.interaction.is_empty();
+        let rollup_can = !(wants_source && wants_version);
         match s.source {
             ReportSource::Auto if totals_can => {
                 return self.totals_rows(s).await.map(ReportData::Totals);
@@ -127,8 +128,8 @@ super::sql::sql_impl! {
             ReportSource::Auto | ReportSource::ValueCube if cube_can => {
                 return self.cube_rows(s).await.map(ReportData::Rows);
             }
-            ReportSource::Auto | ReportSource::Rollup => {
-                return self.rollup_rows(s, rollup::Family::for_report(wants_source, wants_version)).await;
+            ReportSource::Auto | ReportSource::SourceRollup if rollup_can => {
+                return self.rollup_rows(s).await;
             }
             _ => {}
         }
@@ -358,12 +359,9 @@ super::sql::sql_impl! {
 
     /// Report rows from the report rollup: the blocks that tile the range (or each week or
     /// month of it, or every day when grouped by day), their cells summed per group in Rust.
-    /// `family` is the smallest that keeps the report's dimensions ([`rollup::Family::for_report`]).
-    pub(super) async fn rollup_rows(
-        &self,
-        s: &ReportSelection,
-        family: rollup::Family,
-    ) -> Result<ReportData, StoreError> {
+    /// Version rows when the report groups or filters by version or fidelity, source rows
+    /// otherwise.
+    pub(super) async fn rollup_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
         let (kind, arrival) = match s.date_type {
             DateType::Arrival => ("arrival", true),
             DateType::Install => ("install", false),
@@ -383,6 +381,15 @@ super::sql::sql_impl! {
                 .collect(),
         };
         let f = &s.filters;
+        let family = if s.by_version
+            || s.by_interaction
+            || !f.version.is_empty()
+            || !f.interaction.is_empty()
+        {
+            rollup::Family::Version
+        } else {
+            rollup::Family::Source
+        };
         let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
             (true, false) => Some(true),
             (false, true) => Some(false),
@@ -425,7 +432,6 @@ super::sql::sql_impl! {
                 match family {
                     rollup::Family::Source => DB::PACKED_SOURCE_ROWS,
                     rollup::Family::Version => DB::PACKED_VERSION_ROWS,
-                    rollup::Family::SourceVersion => DB::PACKED_SOURCE_VERSION_ROWS,
                 }
             ));
             q.push_bind(s.app_id);

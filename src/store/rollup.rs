@@ -1,9 +1,8 @@
 //! The report rollup: for each time block, ad network, development flag and decoding period,
 //! every count a report needs, down to the window, the value, the did-win flag, the conversion
-//! type, the tier, the outcome and the mismatch flag. Three families of rows: [`Family::Source`]
+//! type, the tier, the outcome and the mismatch flag. Two families of rows: [`Family::Source`]
 //! rows also keep the source identifier and campaign, [`Family::Version`] rows the protocol,
-//! version and interaction, and [`Family::SourceVersion`] rows all of them, for the reports that
-//! group or filter by both (the other two are kept because each is a fraction of its size).
+//! version and interaction.
 //!
 //! Why it exists: a report grouped or filtered by campaign, version or fidelity over 90 days
 //! would otherwise group millions of detailed aggregates. Three things keep the rollup small
@@ -61,8 +60,6 @@ pub(crate) enum Family {
     Source,
     /// Protocol, version and interaction.
     Version,
-    /// Source identifier, campaign, protocol, version and interaction.
-    SourceVersion,
 }
 
 impl Family {
@@ -70,32 +67,7 @@ impl Family {
         match self {
             Self::Source => "source",
             Self::Version => "version",
-            Self::SourceVersion => "source_version",
         }
-    }
-
-    /// The family a stored `family` column names.
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == text)
-    }
-
-    pub(crate) const ALL: [Self; 3] = [Self::Source, Self::Version, Self::SourceVersion];
-
-    /// The smallest family that keeps what a report groups or filters by.
-    pub(crate) fn for_report(wants_source: bool, wants_version: bool) -> Self {
-        match (wants_source, wants_version) {
-            (true, true) => Self::SourceVersion,
-            (false, true) => Self::Version,
-            _ => Self::Source,
-        }
-    }
-
-    fn keeps_source(self) -> bool {
-        self != Self::Version
-    }
-
-    fn keeps_version(self) -> bool {
-        self != Self::Source
     }
 }
 
@@ -251,8 +223,10 @@ pub(crate) fn add(
     period: i64,
 ) {
     let kinds = [("arrival", key.arrival_day), ("install", key.install_day)];
-    for ((date_kind, day), family) in kinds.into_iter().flat_map(|k| Family::ALL.map(|f| (k, f))) {
-        let (source, version) = (family.keeps_source(), family.keeps_version());
+    for ((date_kind, day), family) in
+        kinds.into_iter().flat_map(|k| [Family::Source, Family::Version].map(|f| (k, f)))
+    {
+        let source = family == Family::Source;
         for span in SPANS {
             let row_key = RollupKey {
                 app_id: key.app_id,
@@ -267,9 +241,9 @@ pub(crate) fn add(
                     String::new()
                 },
                 campaign_id: if source { key.campaign_id } else { -1 },
-                protocol: if version { key.protocol.clone() } else { String::new() },
-                version: if version { key.version.clone() } else { String::new() },
-                interaction: if version { key.interaction.clone() } else { String::new() },
+                protocol: if source { String::new() } else { key.protocol.clone() },
+                version: if source { String::new() } else { key.version.clone() },
+                interaction: if source { String::new() } else { key.interaction.clone() },
                 development: key.development,
                 period_day: period,
             };

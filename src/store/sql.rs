@@ -45,8 +45,6 @@ pub(crate) trait Dialect: Database {
     const PACKED_SOURCE_ROWS: &'static str;
     /// [`Self::PACKED_SOURCE_ROWS`] for rows of the version family.
     const PACKED_VERSION_ROWS: &'static str;
-    /// [`Self::PACKED_SOURCE_ROWS`] for rows of the source-and-version family.
-    const PACKED_SOURCE_VERSION_ROWS: &'static str;
 
     /// In a rollup upsert: the stored `counts` with the new ones appended after a 0x00 byte.
     const APPENDED_COUNTS: &'static str;
@@ -482,11 +480,7 @@ sql_impl! {
             span: row.try_get(2)?,
             day: row.try_get(3)?,
             ad_network_id: row.try_get(4)?,
-            family: rollup::Family::parse(&family)
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("report_rollup row of unknown family {family:?}"))
-                })?
-                .as_str(),
+            family: if family == "version" { "version" } else { "source" },
             source_identifier: row.try_get(6)?,
             campaign_id: row.try_get(7)?,
             protocol: row.try_get(8)?,

@@ -45,14 +45,6 @@ impl Dialect for Sqlite {
         length(CAST(printf('%s', version) AS BLOB)), version, \
         length(CAST(printf('%s', interaction) AS BLOB)), interaction, \
         length(counts)) || counts, '') AS BLOB)";
-    const PACKED_SOURCE_VERSION_ROWS: &'static str = "CAST(group_concat(\
-        printf('%d;%d;%d;%d:%s%d:%s%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
-        length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
-        length(CAST(printf('%s', source_identifier) AS BLOB)), source_identifier, \
-        length(CAST(printf('%s', protocol) AS BLOB)), protocol, \
-        length(CAST(printf('%s', version) AS BLOB)), version, \
-        length(CAST(printf('%s', interaction) AS BLOB)), interaction, \
-        length(counts)) || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
     const AGGREGATE_REPORT_SETTINGS: Option<&'static str> = None;

@@ -486,7 +486,7 @@ async fn every_report_source_gives_identical_reports() {
                 for source in [
                     ReportSource::Aggregates,
                     ReportSource::ValueCube,
-                    ReportSource::Rollup,
+                    ReportSource::SourceRollup,
                     ReportSource::Auto,
                 ] {
                     let mut chosen = selection(&query, &history);
@@ -498,7 +498,7 @@ async fn every_report_source_gives_identical_reports() {
                     ));
                 }
                 assert_eq!(reports[0], reports[1], "aggregates and value cube: {text}");
-                assert_eq!(reports[0], reports[2], "aggregates and rollup: {text}");
+                assert_eq!(reports[0], reports[2], "aggregates and source rollup: {text}");
                 assert_eq!(reports[0], reports[3], "aggregates and the automatic choice: {text}");
                 assert!(reports[0].totals.postbacks > 0, "{text}");
                 compared += 1;
@@ -556,7 +556,8 @@ async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
                 .collect();
             let query = ReportQuery::parse(&pairs).unwrap();
             let mut reports = Vec::new();
-            for source in [ReportSource::Aggregates, ReportSource::ValueCube, ReportSource::Rollup]
+            for source in
+                [ReportSource::Aggregates, ReportSource::ValueCube, ReportSource::SourceRollup]
             {
                 let mut chosen = selection(&query, &history);
                 chosen.source = source;

@@ -533,7 +533,7 @@ async fn a_rollup_row_written_by_many_transactions_is_compacted_and_stays_exact(
     }
 }
 
-/// The report a query string asks for, read from the aggregates and from the rollup.
+/// The report a query string asks for, read from the aggregates and from the source rollup.
 async fn aggregates_and_rollup_reports(
     store: &Arc<dyn Store>,
     text: &str,
@@ -555,7 +555,7 @@ async fn aggregates_and_rollup_reports(
         chosen
     };
     let aggregates = store.report_rows(&read(ReportSource::Aggregates)).await.unwrap();
-    let rollup = store.report_rows(&read(ReportSource::Rollup)).await.unwrap();
+    let rollup = store.report_rows(&read(ReportSource::SourceRollup)).await.unwrap();
     [assemble(&query, &history, &aggregates), assemble(&query, &history, &rollup)]
 }
 
