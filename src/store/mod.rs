@@ -371,8 +371,8 @@ pub enum ReportSource {
     Aggregates,
     /// The value cube (when it can answer).
     ValueCube,
-    /// The source rollup (when it can answer).
-    SourceRollup,
+    /// The report rollup (source rows, or version rows when a report needs no campaign).
+    Rollup,
 }
 
 /// What a report reads: aggregate rows (detailed or expanded from the value cube), totals rows,

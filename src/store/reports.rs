@@ -120,7 +120,6 @@ super::sql::sql_impl! {
             || s.by_interaction
             || !f.version.is_empty()
             || !f.interaction.is_empty();
-        let rollup_can = !(wants_source && wants_version);
         match s.source {
             ReportSource::Auto if totals_can => {
                 return self.totals_rows(s).await.map(ReportData::Totals);
@@ -128,8 +127,8 @@ super::sql::sql_impl! {
             ReportSource::Auto | ReportSource::ValueCube if cube_can => {
                 return self.cube_rows(s).await.map(ReportData::Rows);
             }
-            ReportSource::Auto | ReportSource::SourceRollup if rollup_can => {
-                return self.rollup_rows(s).await;
+            ReportSource::Auto | ReportSource::Rollup => {
+                return self.rollup_rows(s, wants_source, wants_version).await;
             }
             _ => {}
         }
@@ -361,7 +360,12 @@ super::sql::sql_impl! {
     /// month of it, or every day when grouped by day), their cells summed per group in Rust.
     /// Version rows when the report groups or filters by version or fidelity, source rows
     /// otherwise.
-    pub(super) async fn rollup_rows(&self, s: &ReportSelection) -> Result<ReportData, StoreError> {
+    pub(super) async fn rollup_rows(
+        &self,
+        s: &ReportSelection,
+        wants_source: bool,
+        wants_version: bool,
+    ) -> Result<ReportData, StoreError> {
         let (kind, arrival) = match s.date_type {
             DateType::Arrival => ("arrival", true),
             DateType::Install => ("install", false),
@@ -381,14 +385,22 @@ super::sql::sql_impl! {
                 .collect(),
         };
         let f = &s.filters;
-        let family = if s.by_version
-            || s.by_interaction
-            || !f.version.is_empty()
-            || !f.interaction.is_empty()
-        {
+        // Source rows keep the protocol, version and interaction in their cells; version rows,
+        // a fraction as many, in their key.
+        let family = if wants_version && !wants_source {
             rollup::Family::Version
         } else {
             rollup::Family::Source
+        };
+        let slotted = wants_version && family == rollup::Family::Source;
+        let aak_asked = f.version.iter().any(|v| v == "adattributionkit");
+        let wanted = |protocol: &str, version: &str, interaction: &str| {
+            (f.version.is_empty()
+                || match protocol {
+                    "adattributionkit" => aak_asked,
+                    _ => f.version.iter().any(|v| v == version),
+                })
+                && (f.interaction.is_empty() || f.interaction.iter().any(|i| i == interaction))
         };
         let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
             (true, false) => Some(true),
@@ -442,8 +454,10 @@ super::sql::sql_impl! {
             q.push(" AND family = ").push_bind(family.as_str());
             Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
             Self::push_in(&mut q, "source_identifier", &f.source_identifier);
-            Self::push_in(&mut q, "interaction", &f.interaction);
-            Self::push_versions(&mut q, &f.version);
+            if family == rollup::Family::Version {
+                Self::push_in(&mut q, "interaction", &f.interaction);
+                Self::push_versions(&mut q, &f.version);
+            }
             Self::push_bool(&mut q, "development", &f.development);
             async move {
                 let packed: Option<Vec<u8>> = q.build_query_scalar().fetch_one(&self.pool).await?;
@@ -454,16 +468,17 @@ super::sql::sql_impl! {
         let mut corrupt = false;
         while let Some(read) = reads.next().await {
             let (reported_day, sign, packed) = read?;
+            let mut slotted_cells = Vec::new();
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
                 let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
-                let group = super::ReportGroup {
+                let mut group = super::ReportGroup {
                     day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
                     ad_network_id: text(s.by_ad_network, row.ad_network_id),
                     source_identifier: text(s.by_source, row.source_identifier),
                     campaign_id: if s.by_source { row.campaign_id } else { -1 },
-                    protocol: text(s.by_version, row.protocol),
-                    version: text(s.by_version, row.version),
-                    interaction: text(s.by_interaction, row.interaction),
+                    protocol: String::new(),
+                    version: String::new(),
+                    interaction: String::new(),
                     // A block's own day is its install day only for single days (a week's
                     // blocks can hold installs of two schema periods; the period decodes alike).
                     install_day: if s.by_day() && !arrival && reported_day.is_none() {
@@ -472,21 +487,58 @@ super::sql::sql_impl! {
                         row.period_day
                     },
                 };
-                let intact = if s.by_value {
-                    let group = cells.entry(group).or_default();
-                    rollup::decode_each(row.counts, |cell, n| {
-                        if keep(cell) {
-                            *group.entry(cell).or_insert(0) += sign * n;
+                let key = (row.protocol, row.version, row.interaction);
+                let mut add = |group: super::ReportGroup, each: &mut EachCell<'_>| {
+                    if s.by_value {
+                        let group = cells.entry(group).or_default();
+                        each(&mut |cell, n| {
+                            if keep(cell) {
+                                *group.entry(rollup::Slots::base(cell)).or_insert(0) += sign * n;
+                            }
+                        })
+                    } else {
+                        let counts = totals
+                            .entry(group)
+                            .or_insert_with(|| Box::new([[0; totals::COUNTS]; 3]));
+                        each(&mut |cell, n| {
+                            if keep(cell) {
+                                rollup::add_to_totals(counts, cell, sign * n);
+                            }
+                        })
+                    }
+                };
+                let intact = if slotted {
+                    // Each slot of the row's cells is a group of its own.
+                    slotted_cells.clear();
+                    let intact = rollup::decode_each(row.counts, |cell, n| {
+                        slotted_cells.push((rollup::Slots::of_cell(cell), cell, n));
+                    });
+                    slotted_cells.sort_unstable_by_key(|(slots, _, _)| *slots);
+                    for same in slotted_cells.chunk_by(|a, b| a.0 == b.0) {
+                        let (protocol, version, interaction) = same[0].0.resolve(key);
+                        if !wanted(protocol, version, interaction) {
+                            continue;
                         }
-                    })
+                        let group = super::ReportGroup {
+                            protocol: text(s.by_version, protocol),
+                            version: text(s.by_version, version),
+                            interaction: text(s.by_interaction, interaction),
+                            ..group.clone()
+                        };
+                        add(group, &mut |f| {
+                            for (_, cell, n) in same {
+                                f(*cell, *n);
+                            }
+                            true
+                        });
+                    }
+                    intact
                 } else {
-                    let counts =
-                        totals.entry(group).or_insert_with(|| Box::new([[0; totals::COUNTS]; 3]));
-                    rollup::decode_each(row.counts, |cell, n| {
-                        if keep(cell) {
-                            rollup::add_to_totals(counts, cell, sign * n);
-                        }
-                    })
+                    let (protocol, version, interaction) = key;
+                    group.protocol = text(s.by_version, protocol);
+                    group.version = text(s.by_version, version);
+                    group.interaction = text(s.by_interaction, interaction);
+                    add(group, &mut |f| rollup::decode_each(row.counts, f))
                 };
                 corrupt |= !intact;
             });
@@ -606,6 +658,10 @@ super::sql::sql_impl! {
     }
 
 }
+
+/// Calls its argument for each `(cell, count)` of a group's cells; `false` when they are
+/// malformed.
+type EachCell<'a> = dyn FnMut(&mut dyn FnMut(u32, i64)) -> bool + 'a;
 
 /// Rollup pieces read at once: one per core (each statement's packing is single-threaded), at
 /// most four so a report leaves connections for ingest.

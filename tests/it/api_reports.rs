@@ -486,7 +486,7 @@ async fn every_report_source_gives_identical_reports() {
                 for source in [
                     ReportSource::Aggregates,
                     ReportSource::ValueCube,
-                    ReportSource::SourceRollup,
+                    ReportSource::Rollup,
                     ReportSource::Auto,
                 ] {
                     let mut chosen = selection(&query, &history);
@@ -556,8 +556,7 @@ async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
                 .collect();
             let query = ReportQuery::parse(&pairs).unwrap();
             let mut reports = Vec::new();
-            for source in
-                [ReportSource::Aggregates, ReportSource::ValueCube, ReportSource::SourceRollup]
+            for source in [ReportSource::Aggregates, ReportSource::ValueCube, ReportSource::Rollup]
             {
                 let mut chosen = selection(&query, &history);
                 chosen.source = source;

@@ -555,7 +555,7 @@ async fn aggregates_and_rollup_reports(
         chosen
     };
     let aggregates = store.report_rows(&read(ReportSource::Aggregates)).await.unwrap();
-    let rollup = store.report_rows(&read(ReportSource::SourceRollup)).await.unwrap();
+    let rollup = store.report_rows(&read(ReportSource::Rollup)).await.unwrap();
     [assemble(&query, &history, &aggregates), assemble(&query, &history, &rollup)]
 }
 
