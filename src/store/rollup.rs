@@ -765,14 +765,14 @@ mod tests {
         assert_eq!(sums, [(0, 6), (17, -1), (16_000, 1 << 40)].into_iter().collect());
     }
 
+    fn valid_winning(window: i64, fine_value: i64) -> AggregateKey {
+        AggregateKey { window, did_win: true, outcome: "valid".into(), fine_value, ..blank_key(1) }
+    }
+
     #[test]
     fn a_source_row_keeps_known_versions_in_its_cells_and_others_in_its_key() {
         let mut rows = BTreeMap::new();
-        let mut key = blank_key(1);
-        key.window = 2;
-        key.did_win = true;
-        key.outcome = "valid".into();
-        key.fine_value = 7;
+        let mut key = valid_winning(2, 7);
         key.protocol = "skadnetwork".into();
         key.source_identifier = "1234".into();
         for (version, interaction, n) in
@@ -814,13 +814,9 @@ mod tests {
 
     #[test]
     fn a_cell_adds_to_the_totals_columns_its_aggregate_would() {
-        let mut key = blank_key(1);
-        key.window = 0;
-        key.did_win = true;
+        let mut key = valid_winning(0, 12);
         key.conversion_type = "download".into();
         key.tier_hint = 3;
-        key.outcome = "valid".into();
-        key.fine_value = 12;
         let mut counts = [[0; totals::COUNTS]; 3];
         add_to_totals(&mut counts, Cell::of(&key, true).index(), 5);
         assert_eq!(counts[0], totals::counts_of(&key, 5, 5));
