@@ -424,11 +424,8 @@ super::sql::sql_impl! {
                 && redownload.is_none_or(|r| cell.is_redownload() == r)
                 && (windows.is_empty() || windows.contains(&window))
         };
-        // Hashed with foldhash: these maps take a lookup per row and a report reads thousands.
-        let mut totals: foldhash::HashMap<super::ReportGroup, Box<rollup::WindowCounts>> =
-            foldhash::HashMap::default();
-        let mut cells: foldhash::HashMap<super::ReportGroup, foldhash::HashMap<u32, i64>> =
-            foldhash::HashMap::default();
+        let mut totals = TotalSums::default();
+        let mut cells = CellSums::default();
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
         // Each run is cut into one piece per core, read on several connections at once (on
@@ -488,25 +485,6 @@ super::sql::sql_impl! {
                     },
                 };
                 let key = (row.protocol, row.version, row.interaction);
-                let mut add = |group: super::ReportGroup, each: &mut EachCell<'_>| {
-                    if s.by_value {
-                        let group = cells.entry(group).or_default();
-                        each(&mut |cell, n| {
-                            if keep(cell) {
-                                *group.entry(rollup::Slots::base(cell)).or_insert(0) += sign * n;
-                            }
-                        })
-                    } else {
-                        let counts = totals
-                            .entry(group)
-                            .or_insert_with(|| Box::new([[0; totals::COUNTS]; 3]));
-                        each(&mut |cell, n| {
-                            if keep(cell) {
-                                rollup::add_to_totals(counts, cell, sign * n);
-                            }
-                        })
-                    }
-                };
                 let intact = if slotted {
                     // Each slot of the row's cells is a group of its own.
                     slotted_cells.clear();
@@ -525,12 +503,12 @@ super::sql::sql_impl! {
                             interaction: text(s.by_interaction, interaction),
                             ..group.clone()
                         };
-                        add(group, &mut |f| {
-                            for (_, cell, n) in same {
-                                f(*cell, *n);
+                        let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
+                        for (_, cell, n) in same {
+                            if keep(*cell) {
+                                sums.add(*cell, sign * n);
                             }
-                            true
-                        });
+                        }
                     }
                     intact
                 } else {
@@ -538,7 +516,12 @@ super::sql::sql_impl! {
                     group.protocol = text(s.by_version, protocol);
                     group.version = text(s.by_version, version);
                     group.interaction = text(s.by_interaction, interaction);
-                    add(group, &mut |f| rollup::decode_each(row.counts, f))
+                    let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
+                    rollup::decode_each(row.counts, |cell, n| {
+                        if keep(cell) {
+                            sums.add(cell, sign * n);
+                        }
+                    })
                 };
                 corrupt |= !intact;
             });
@@ -659,9 +642,39 @@ super::sql::sql_impl! {
 
 }
 
-/// Calls its argument for each `(cell, count)` of a group's cells; `false` when they are
-/// malformed.
-type EachCell<'a> = dyn FnMut(&mut dyn FnMut(u32, i64)) -> bool + 'a;
+/// Where a report group's cells are summed: by cell when the report groups by value, into
+/// per-window totals otherwise. Hashed with foldhash: a lookup per row, and a report reads
+/// thousands.
+type CellSums = foldhash::HashMap<super::ReportGroup, foldhash::HashMap<u32, i64>>;
+type TotalSums = foldhash::HashMap<super::ReportGroup, Box<rollup::WindowCounts>>;
+
+/// One group's entry in [`CellSums`] or [`TotalSums`].
+enum GroupSums<'a> {
+    Cells(&'a mut foldhash::HashMap<u32, i64>),
+    Totals(&'a mut rollup::WindowCounts),
+}
+
+impl<'a> GroupSums<'a> {
+    fn of(
+        cells: &'a mut CellSums,
+        totals: &'a mut TotalSums,
+        by_value: bool,
+        group: super::ReportGroup,
+    ) -> Self {
+        if by_value {
+            Self::Cells(cells.entry(group).or_default())
+        } else {
+            Self::Totals(totals.entry(group).or_insert_with(|| Box::new([[0; totals::COUNTS]; 3])))
+        }
+    }
+
+    fn add(&mut self, cell: u32, n: i64) {
+        match self {
+            Self::Cells(cells) => *cells.entry(rollup::Slots::base(cell)).or_insert(0) += n,
+            Self::Totals(counts) => rollup::add_to_totals(counts, cell, n),
+        }
+    }
+}
 
 /// Rollup pieces read at once: one per core (each statement's packing is single-threaded), at
 /// most four so a report leaves connections for ingest.
