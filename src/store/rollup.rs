@@ -540,21 +540,38 @@ fn cover(from: i64, until: i64, level: usize) -> Vec<(i64, i64, i64)> {
 }
 
 /// For each cell, the totals count columns one postback in that cell adds 1 to (a table built
-/// once, so summing a cell costs a few additions).
-static TOTALS_CONTRIBUTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+/// once, so summing a cell costs a few additions), as one array of columns with each cell's
+/// start: summing a report reads it once per cell, and a vector per cell cost a pointer to
+/// follow to memory of its own each time.
+struct Contributions {
+    /// `columns[starts[cell]..starts[cell + 1]]` are the cell's columns.
+    starts: Vec<u32>,
+    columns: Vec<u8>,
+}
+
+impl Contributions {
+    fn of(&self, cell: u32) -> &[u8] {
+        let cell = cell as usize;
+        match (self.starts.get(cell), self.starts.get(cell + 1)) {
+            (Some(&from), Some(&to)) => self.columns.get(from as usize..to as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
+static TOTALS_CONTRIBUTIONS: LazyLock<Contributions> = LazyLock::new(|| {
     let mut key = blank_key(0);
-    (0..WINDOWS * WINDOW_CELLS)
-        .map(|index| {
-            let cell = Cell::from_index(index);
-            cell.fill(&mut key);
-            totals::counts_of(&key, 1, i64::from(cell.mismatched))
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n != 0)
-                .map(|(column, _)| u8::try_from(column).unwrap_or(u8::MAX))
-                .collect()
-        })
-        .collect()
+    let mut table = Contributions { starts: vec![0], columns: Vec::new() };
+    for index in 0..BASE_CELLS {
+        let cell = Cell::from_index(index);
+        cell.fill(&mut key);
+        let counts = totals::counts_of(&key, 1, i64::from(cell.mismatched));
+        for (column, _) in counts.iter().enumerate().filter(|(_, n)| **n != 0) {
+            table.columns.push(u8::try_from(column).unwrap_or(u8::MAX));
+        }
+        table.starts.push(u32::try_from(table.columns.len()).unwrap_or(u32::MAX));
+    }
+    table
 });
 
 /// A group's totals counts, one set per window.
@@ -562,12 +579,10 @@ pub(crate) type WindowCounts = [totals::Counts; WINDOWS as usize];
 
 /// Add `n` postbacks of `cell` to the totals counts of its window.
 pub(crate) fn add_to_totals(counts: &mut WindowCounts, cell: u32, n: i64) {
-    if let Some(columns) = TOTALS_CONTRIBUTIONS.get(Slots::base(cell) as usize) {
-        let counts = &mut counts[Cell::window_of(cell)];
-        for column in columns {
-            if let Some(count) = counts.get_mut(usize::from(*column)) {
-                *count += n;
-            }
+    let counts = &mut counts[Cell::window_of(cell)];
+    for column in TOTALS_CONTRIBUTIONS.of(Slots::base(cell)) {
+        if let Some(count) = counts.get_mut(usize::from(*column)) {
+            *count += n;
         }
     }
 }
