@@ -358,8 +358,8 @@ super::sql::sql_impl! {
 
     /// Report rows from the report rollup: the blocks that tile the range (or each week or
     /// month of it, or every day when grouped by day), their cells summed per group in Rust.
-    /// Version rows when the report groups or filters by version or fidelity, source rows
-    /// otherwise.
+    /// Version rows when the report groups or filters by version or fidelity and not by campaign,
+    /// source rows otherwise (split by their cells' version and interaction when it does both).
     pub(super) async fn rollup_rows(
         &self,
         s: &ReportSelection,
@@ -387,12 +387,14 @@ super::sql::sql_impl! {
         let f = &s.filters;
         // Source rows keep the protocol, version and interaction in their cells; version rows,
         // a fraction as many, in their key.
+        let slotted = wants_source && wants_version;
         let family = if wants_version && !wants_source {
             rollup::Family::Version
         } else {
             rollup::Family::Source
         };
-        let slotted = wants_version && family == rollup::Family::Source;
+        // The version and fidelity filters of `push_versions` and `push_in`, for the cells of
+        // source rows, whose keys do not hold them.
         let aak_asked = f.version.iter().any(|v| v == "adattributionkit");
         let wanted = |protocol: &str, version: &str, interaction: &str| {
             (f.version.is_empty()

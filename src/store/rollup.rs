@@ -66,13 +66,22 @@ const SLOTTED_VERSIONS: [(&str, &str); 8] = [
     ("skadnetwork", "4.0"),
     ("adattributionkit", ""),
 ];
-/// The interactions a source row counts in its cells (slot 0: the row's key, which is `''`).
-const SLOTTED_INTERACTIONS: [&str; 3] = ["", "click", "view"];
+/// The interactions a source row counts in its cells (no interaction stays in the key, as `''`).
+const SLOTTED_INTERACTIONS: [&str; 2] = ["click", "view"];
+
+/// The slot of `value` in `table`: `n + 1` for `table[n]`, 0 (the row's key) when absent.
+fn slot_of<T: PartialEq>(table: &[T], value: &T) -> u32 {
+    table.iter().position(|t| t == value).map_or(0, |i| i as u32 + 1)
+}
+
+/// `table[slot - 1]`, or `key` for slot 0 (and for a slot past the table).
+fn slotted<T: Copy>(table: &[T], slot: u32, key: T) -> T {
+    slot.checked_sub(1).and_then(|i| table.get(i as usize)).copied().unwrap_or(key)
+}
 
 /// Where a cell's protocol, version and interaction are: slot 0 is the row key's (every cell of
-/// a version row, and a source row's postbacks of versions outside [`SLOTTED_VERSIONS`]); a
-/// version slot `n` is `SLOTTED_VERSIONS[n - 1]`, an interaction slot `n` is
-/// `SLOTTED_INTERACTIONS[n]`. Keeping them in a source
+/// a version row, and a source row's postbacks of versions outside [`SLOTTED_VERSIONS`]), slot
+/// `n` the `n - 1`th of [`SLOTTED_VERSIONS`] or [`SLOTTED_INTERACTIONS`]. Keeping them in a source
 /// row's cells lets campaign reports by version or fidelity read the source rows (as many as
 /// without them) instead of rows per campaign and version, which would be 2.4 times as many
 /// rows to write per postback and to read.
@@ -104,15 +113,8 @@ impl Slots {
         self,
         key: (&'a str, &'a str, &'a str),
     ) -> (&'a str, &'a str, &'a str) {
-        let (protocol, version) = match self.version.checked_sub(1) {
-            Some(i) => SLOTTED_VERSIONS.get(i as usize).copied().unwrap_or((key.0, key.1)),
-            None => (key.0, key.1),
-        };
-        let interaction = match self.interaction {
-            0 => key.2,
-            slot => SLOTTED_INTERACTIONS.get(slot as usize).copied().unwrap_or(key.2),
-        };
-        (protocol, version, interaction)
+        let (protocol, version) = slotted(&SLOTTED_VERSIONS, self.version, (key.0, key.1));
+        (protocol, version, slotted(&SLOTTED_INTERACTIONS, self.interaction, key.2))
     }
 }
 const CONVERSION_TYPES: [&str; 4] = ["", "download", "redownload", "re-engagement"];
@@ -295,16 +297,14 @@ pub(crate) fn add(
         let source = family == Family::Source;
         // A source row keeps a slotted version and interaction in its cells, anything else in
         // its key; a version row keeps them in its key.
-        let version_slot = SLOTTED_VERSIONS
-            .iter()
-            .position(|(p, v)| *p == key.protocol && *v == key.version)
-            .filter(|_| source)
-            .map_or(0, |i| i as u32 + 1);
-        let interaction_slot = SLOTTED_INTERACTIONS
-            .iter()
-            .position(|i| *i == key.interaction)
-            .filter(|_| source)
-            .map_or(0, |i| i as u32);
+        let (version_slot, interaction_slot) = if source {
+            (
+                slot_of(&SLOTTED_VERSIONS, &(key.protocol.as_str(), key.version.as_str())),
+                slot_of(&SLOTTED_INTERACTIONS, &key.interaction.as_str()),
+            )
+        } else {
+            (0, 0)
+        };
         let slots = Slots { version: version_slot, interaction: interaction_slot };
         let keyed = |slot: u32, text: &String| if slot == 0 { text.clone() } else { String::new() };
         for span in SPANS {

@@ -498,7 +498,7 @@ async fn every_report_source_gives_identical_reports() {
                     ));
                 }
                 assert_eq!(reports[0], reports[1], "aggregates and value cube: {text}");
-                assert_eq!(reports[0], reports[2], "aggregates and source rollup: {text}");
+                assert_eq!(reports[0], reports[2], "aggregates and rollup: {text}");
                 assert_eq!(reports[0], reports[3], "aggregates and the automatic choice: {text}");
                 assert!(reports[0].totals.postbacks > 0, "{text}");
                 compared += 1;
