@@ -234,7 +234,7 @@ impl Decoder<'_> {
     /// Call `each(slot, value, n, decoded)` for every non-zero count of a totals row's histogram.
     fn each_value(
         &mut self,
-        row: &TotalsRow,
+        row: &TotalsRow<'_>,
         mut each: impl FnMut(usize, ConversionValue, i64, &Decoded),
     ) {
         let history = self.history;
@@ -242,7 +242,7 @@ impl Decoder<'_> {
             .slots
             .entry((row.group.install_day, row.window))
             .or_insert_with(|| vec![None; SLOTS]);
-        let counts = row.fine.iter().chain(&row.coarse).copied().enumerate();
+        let counts = row.values().iter().copied().enumerate();
         for ((i, n), slot) in counts.zip(slots.iter_mut()).filter(|((_, n), _)| *n != 0) {
             let value = slot_value(i);
             let decoded = slot
@@ -332,16 +332,17 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
             let ordered = assemble_cells(query, histograms, &mut decoder, cell_groups, &mut totals);
             finish_rows(ordered, &columns)
         }
-        ReportData::Totals(rows) => {
+        ReportData::Totals(table) => {
             let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
-            for row in rows {
-                let (key, _) = group_key(query, &Dims::of_group(&row.group, row.window));
+            for row in table.rows() {
+                let (key, _) = group_key(query, &Dims::of_group(row.group, row.window));
                 let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
-                group.add_tally(&row.tally);
-                totals.add_tally(&row.tally);
+                let tally = row.tally();
+                group.add_tally(&tally);
+                totals.add_tally(&tally);
                 let histogram =
                     overall.entry((row.group.install_day, row.window)).or_insert([0; 67]);
-                decoder.each_value(row, |i, value, n, decoded| {
+                decoder.each_value(&row, |i, value, n, decoded| {
                     group.add_value(value, n, decoded);
                     histogram[i] += n;
                 });

@@ -36,7 +36,7 @@ pub use outbox::{
     StoredAttempt, StoredDelivery, StoredDestination,
 };
 pub use quality::{DeliveryRecord, QualityRecord, StoredAnomaly, StoredMute};
-pub use totals::TotalsRow;
+pub use totals::{TotalsRow, TotalsTable};
 
 use crate::skan::OutcomeClass;
 
@@ -382,7 +382,7 @@ pub enum ReportData {
     /// One row per value.
     Rows(Vec<AggregateRow>),
     /// One row per (day, schema period, network, window) with all its counts.
-    Totals(Vec<TotalsRow>),
+    Totals(TotalsTable),
     /// One group per set of dimensions above the values, with its counts by cell: what the
     /// rollup gives a report grouped by value, without an aggregate key (and its strings) per
     /// count.

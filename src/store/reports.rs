@@ -6,7 +6,7 @@ use sqlx::{FromRow, QueryBuilder, Row as _};
 
 use super::{
     AggregateKey, AggregateQuery, AggregateRow, DateType, ReportData, ReportSelection,
-    ReportSource, StoreError, TotalsRow, cube, rollup, totals,
+    ReportSource, StoreError, TotalsTable, cube, rollup, totals,
 };
 
 pub(super) const AGGREGATE_COLUMNS: &str = "app_id, arrival_day, install_day, ad_network_id, \
@@ -426,7 +426,7 @@ super::sql::sql_impl! {
                 && redownload.is_none_or(|r| cell.is_redownload() == r)
                 && (windows.is_empty() || windows.contains(&window))
         };
-        let mut totals = TotalSums::default();
+        let mut totals = rollup::TotalsSums::default();
         let mut cells = CellSums::default();
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
@@ -536,13 +536,13 @@ super::sql::sql_impl! {
         Ok(if s.by_value {
             ReportData::Cells(rollup::cell_groups(cells))
         } else {
-            ReportData::Totals(rollup::totals_rows(totals))
+            ReportData::Totals(totals.finish())
         })
     }
 
 
     /// Report rows from the totals table.
-    pub(super) async fn totals_rows(&self, s: &ReportSelection) -> Result<Vec<TotalsRow>, StoreError> {
+    pub(super) async fn totals_rows(&self, s: &ReportSelection) -> Result<TotalsTable, StoreError> {
         let mut q = QueryBuilder::<DB>::new("SELECT ");
         q.push(if s.by_day() { "day" } else { "CAST(0 AS BIGINT) AS day" });
         q.push(", ");
@@ -553,20 +553,21 @@ super::sql::sql_impl! {
         Self::push_summary_selection(&mut q, "report_totals", s);
         q.push(" GROUP BY 1, 2, 3, 4");
         let rows = q.build().fetch_all(&self.pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = TotalsTable::default();
         for row in rows {
-            let mut counts = [0i64; totals::COUNTS];
-            for (i, count) in counts.iter_mut().enumerate() {
-                *count = row.try_get(4 + i)?;
-            }
-            let group = super::ReportGroup {
+            let group = out.push_group(super::ReportGroup {
                 day: row.try_get(0)?,
                 install_day: row.try_get(1)?,
                 ad_network_id: row.try_get(2)?,
                 campaign_id: -1,
                 ..super::ReportGroup::default()
-            };
-            out.push(TotalsRow::from_counts(group, row.try_get(3)?, &counts));
+            });
+            let at = out.push_row(group, row.try_get(3)?);
+            if let Some(counts) = out.counts_mut(at) {
+                for (i, count) in counts.iter_mut().enumerate() {
+                    *count = row.try_get(4 + i)?;
+                }
+            }
         }
         Ok(out)
     }
@@ -644,36 +645,35 @@ super::sql::sql_impl! {
 
 }
 
-/// Where a report group's cells are summed: by cell when the report groups by value, into
-/// per-window totals otherwise. Hashed with foldhash: a lookup per row, and a report reads
-/// thousands.
+/// Where a report group's cells are summed when the report groups by value: by cell. Hashed
+/// with foldhash: a lookup per row, and a report reads thousands.
 type CellSums = foldhash::HashMap<super::ReportGroup, foldhash::HashMap<u32, i64>>;
-type TotalSums = foldhash::HashMap<super::ReportGroup, Box<rollup::WindowCounts>>;
 
-/// One group's entry in [`CellSums`] or [`TotalSums`].
+/// One group's entry in [`CellSums`] or, when the report does not group by value, in the
+/// per-window totals.
 enum GroupSums<'a> {
     Cells(&'a mut foldhash::HashMap<u32, i64>),
-    Totals(&'a mut rollup::WindowCounts),
+    Totals(rollup::GroupTotals<'a>),
 }
 
 impl<'a> GroupSums<'a> {
     fn of(
         cells: &'a mut CellSums,
-        totals: &'a mut TotalSums,
+        totals: &'a mut rollup::TotalsSums,
         by_value: bool,
         group: super::ReportGroup,
     ) -> Self {
         if by_value {
             Self::Cells(cells.entry(group).or_default())
         } else {
-            Self::Totals(totals.entry(group).or_insert_with(|| Box::new([[0; totals::COUNTS]; 3])))
+            Self::Totals(totals.group(group))
         }
     }
 
     fn add(&mut self, cell: u32, n: i64) {
         match self {
             Self::Cells(cells) => *cells.entry(rollup::Slots::base(cell)).or_insert(0) += n,
-            Self::Totals(counts) => rollup::add_to_totals(counts, cell, n),
+            Self::Totals(totals) => totals.add(cell, n),
         }
     }
 }

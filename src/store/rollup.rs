@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use super::{AggregateKey, CellGroup, CellKey, ReportGroup, TotalsRow, totals};
+use super::{AggregateKey, CellGroup, CellKey, ReportGroup, TotalsTable, totals};
 use crate::domain::aggregate::Conversion;
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
 
@@ -574,34 +574,63 @@ static TOTALS_CONTRIBUTIONS: LazyLock<Contributions> = LazyLock::new(|| {
     table
 });
 
-/// A group's totals counts, one set per window.
-pub(crate) type WindowCounts = [totals::Counts; WINDOWS as usize];
+/// Sums rollup cells into totals rows: each group's row of a window is made when a cell of
+/// that window first comes, so a group seen in one window costs one row, not three.
+#[derive(Default)]
+pub(crate) struct TotalsSums {
+    table: TotalsTable,
+    /// Each group's number in the table and its row of each window (`u32::MAX`: none yet).
+    groups: foldhash::HashMap<ReportGroup, (u32, [u32; WINDOWS as usize])>,
+}
 
-/// Add `n` postbacks of `cell` to the totals counts of its window.
-pub(crate) fn add_to_totals(counts: &mut WindowCounts, cell: u32, n: i64) {
-    let counts = &mut counts[Cell::window_of(cell)];
-    for column in TOTALS_CONTRIBUTIONS.of(Slots::base(cell)) {
-        if let Some(count) = counts.get_mut(usize::from(*column)) {
-            *count += n;
-        }
+/// A group's entry in [`TotalsSums`].
+pub(crate) struct GroupTotals<'a> {
+    table: &'a mut TotalsTable,
+    group: u32,
+    rows: &'a mut [u32; WINDOWS as usize],
+}
+
+impl TotalsSums {
+    pub(crate) fn group(&mut self, group: ReportGroup) -> GroupTotals<'_> {
+        let table = &mut self.table;
+        let (number, rows) = match self.groups.entry(group) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let number = table.push_group(entry.key().clone());
+                entry.insert((number, [u32::MAX; WINDOWS as usize]))
+            }
+        };
+        GroupTotals { table, group: *number, rows }
+    }
+
+    /// The totals rows (one per group and window), without those whose counts cancelled out
+    /// (counts subtracted by overhanging blocks, or later moved to another period).
+    pub(crate) fn finish(self) -> TotalsTable {
+        let mut table = self.table;
+        table.drop_empty_rows();
+        table
     }
 }
 
-/// Totals rows (one per group and window): what reports that do not group by a value read.
-pub(crate) fn totals_rows(
-    groups: impl IntoIterator<Item = (ReportGroup, Box<WindowCounts>)>,
-) -> Vec<TotalsRow> {
-    let mut out = Vec::new();
-    for (group, windows) in groups {
-        // Counts appended to a row and later moved to another period sum to zero here.
-        for (window, counts) in windows.iter().enumerate() {
-            if counts.iter().all(|n| *n == 0) {
-                continue;
+impl GroupTotals<'_> {
+    /// Add `n` postbacks of `cell` to the totals counts of its window.
+    pub(crate) fn add(&mut self, cell: u32, n: i64) {
+        let window = Cell::window_of(cell);
+        let row = match self.rows[window] {
+            u32::MAX => {
+                let row = self.table.push_row(self.group, window as i64);
+                self.rows[window] = u32::try_from(row).unwrap_or(u32::MAX);
+                row
             }
-            out.push(TotalsRow::from_counts(group.clone(), window as i64, counts));
+            row => row as usize,
+        };
+        let Some(counts) = self.table.counts_mut(row) else { return };
+        for column in TOTALS_CONTRIBUTIONS.of(Slots::base(cell)) {
+            if let Some(count) = counts.get_mut(usize::from(*column)) {
+                *count += n;
+            }
         }
     }
-    out
 }
 
 /// Cell groups (one per group, its cells decoded): what reports grouped by a value read.
@@ -828,21 +857,33 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_adds_to_the_totals_columns_its_aggregate_would() {
+    fn a_cell_adds_to_the_totals_columns_its_aggregate_would_in_its_windows_row() {
         let mut key = valid_winning(0, 12);
         key.conversion_type = "download".into();
         key.tier_hint = 3;
-        let mut counts = [[0; totals::COUNTS]; 3];
-        add_to_totals(&mut counts, Cell::of(&key, true).index(), 5);
-        assert_eq!(counts[0], totals::counts_of(&key, 5, 5));
-        assert!(counts[1..].iter().flatten().all(|n| *n == 0));
-        assert!(counts[0].iter().filter(|n| **n == 5).count() >= 4, "valid, install, tier, value");
-        key.window = 2;
-        let cell = Cell::of(&key, false).index();
+        let group =
+            |network: &str| ReportGroup { ad_network_id: network.into(), ..Default::default() };
+        let mut sums = TotalsSums::default();
+        sums.group(group("a")).add(Cell::of(&key, true).index(), 5);
+        let mut late = key.clone();
+        late.window = 2;
+        let cell = Cell::of(&late, false).index();
         assert_eq!(Cell::window_of(cell), 2);
-        let mut counts = [[0; totals::COUNTS]; 3];
-        add_to_totals(&mut counts, cell, 1);
-        assert_eq!(counts[2], totals::counts_of(&key, 1, 0));
+        sums.group(group("a")).add(cell, 1);
+        // Counts that cancel out leave no row.
+        sums.group(group("b")).add(cell, 3);
+        sums.group(group("b")).add(cell, -3);
+        let table = sums.finish();
+        let rows: Vec<_> =
+            table.rows().map(|r| (r.group.ad_network_id.clone(), r.window, *r.counts())).collect();
+        assert_eq!(
+            rows,
+            [
+                ("a".to_owned(), 0, totals::counts_of(&key, 5, 5)),
+                ("a".to_owned(), 2, totals::counts_of(&late, 1, 0)),
+            ]
+        );
+        assert!(rows[0].2.iter().filter(|n| **n == 5).count() >= 4, "valid, install, tier, value");
     }
 
     #[test]

@@ -141,46 +141,102 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Tota
     ]
 }
 
-/// A grouped totals row as reports read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TotalsRow {
-    /// The group.
-    pub group: super::ReportGroup,
-    /// Window.
-    pub window: i64,
-    /// Counts that need no decoding.
-    pub tally: Tally,
-    /// Valid postbacks per fine value 0-63.
-    pub fine: [i64; 64],
-    /// Valid postbacks per coarse value low, medium, high.
-    pub coarse: [i64; 3],
+/// Grouped totals as reports read them: each row's group, window and counts side by side in
+/// one vector. A report by day and campaign has a quarter of a million rows; rows that each
+/// held their own tally and value arrays, built from sums kept per group for every window,
+/// cost more in allocating and copying memory than the counting did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotalsTable {
+    groups: Vec<super::ReportGroup>,
+    /// (group, window, counts)
+    rows: Vec<(u32, u8, Counts)>,
 }
 
-impl TotalsRow {
-    pub(crate) fn from_counts(group: super::ReportGroup, window: i64, c: &Counts) -> Self {
-        let mut fine = [0; 64];
-        fine.copy_from_slice(&c[FINE_0..COARSE_LOW]);
-        Self {
-            group,
-            window,
-            tally: Tally {
-                valid: c[0],
-                invalid: c[1],
-                unverifiable: c[2],
-                installs: c[3],
-                redownloads: c[4],
-                nonwinning: c[5],
-                null_values: c[6],
-                unsigned_mismatch: c[7],
-                tiers: [c[8], c[9], c[10], c[11], c[12]],
-                windows: {
-                    let mut w = [0; 3];
-                    w[usize::try_from(window).unwrap_or(0).min(2)] = c[0];
-                    w
-                },
-            },
-            fine,
-            coarse: [c[COARSE_LOW], c[COARSE_LOW + 1], c[COARSE_LOW + 2]],
+/// One row of a [`TotalsTable`].
+#[derive(Debug, Clone, Copy)]
+pub struct TotalsRow<'a> {
+    /// The group.
+    pub group: &'a super::ReportGroup,
+    /// Window.
+    pub window: i64,
+    counts: &'a Counts,
+}
+
+impl TotalsRow<'_> {
+    /// Counts that need no decoding.
+    #[must_use]
+    pub fn tally(&self) -> Tally {
+        let c = self.counts;
+        let mut windows = [0; 3];
+        windows[usize::try_from(self.window).unwrap_or(0).min(2)] = c[0];
+        Tally {
+            valid: c[0],
+            invalid: c[1],
+            unverifiable: c[2],
+            installs: c[3],
+            redownloads: c[4],
+            nonwinning: c[5],
+            null_values: c[6],
+            unsigned_mismatch: c[7],
+            tiers: [c[8], c[9], c[10], c[11], c[12]],
+            windows,
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> &Counts {
+        self.counts
+    }
+
+    /// Valid postbacks per fine value 0-63, then per coarse value low, medium, high.
+    #[must_use]
+    pub fn values(&self) -> &[i64] {
+        &self.counts[FINE_0..]
+    }
+}
+
+impl TotalsTable {
+    /// Add a group; its rows refer to it by the number returned.
+    pub(crate) fn push_group(&mut self, group: super::ReportGroup) -> u32 {
+        self.groups.push(group);
+        u32::try_from(self.groups.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Add a row of zero counts and return its index.
+    pub(crate) fn push_row(&mut self, group: u32, window: i64) -> usize {
+        self.rows.push((group, u8::try_from(window.clamp(0, 2)).unwrap_or(0), [0; COUNTS]));
+        self.rows.len() - 1
+    }
+
+    pub(crate) fn counts_mut(&mut self, row: usize) -> Option<&mut Counts> {
+        self.rows.get_mut(row).map(|(_, _, counts)| counts)
+    }
+
+    /// Drop the rows whose counts all cancelled out.
+    pub(crate) fn drop_empty_rows(&mut self) {
+        self.rows.retain(|(_, _, counts)| counts.iter().any(|n| *n != 0));
+    }
+
+    /// Number of rows.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// No rows.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows, in the order they were added.
+    pub fn rows(&self) -> impl Iterator<Item = TotalsRow<'_>> {
+        self.rows.iter().filter_map(|(group, window, counts)| {
+            Some(TotalsRow {
+                group: self.groups.get(*group as usize)?,
+                window: i64::from(*window),
+                counts,
+            })
+        })
     }
 }
