@@ -153,8 +153,29 @@ impl<'a> Dims<'a> {
     }
 }
 
+/// One shared copy of each text a report's keys hold: a key part is then a reference count,
+/// not an allocation per row (a report by day and campaign makes a quarter of a million keys
+/// from a few thousand texts).
+#[derive(Default)]
+struct Texts(HashMap<Box<str>, Arc<str>>);
+
+impl Texts {
+    /// The text as a key part, `Null` when empty.
+    fn part(&mut self, text: &str) -> Part {
+        if text.is_empty() {
+            return Part::Null;
+        }
+        if let Some(shared) = self.0.get(text) {
+            return Part::Text(Arc::clone(shared));
+        }
+        let shared: Arc<str> = text.into();
+        self.0.insert(text.into(), Arc::clone(&shared));
+        Part::Text(shared)
+    }
+}
+
 /// The group key of a row (with a placeholder where the event goes, and its position).
-fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
+fn group_key(query: &ReportQuery, d: &Dims<'_>, texts: &mut Texts) -> (Vec<Part>, Option<usize>) {
     let mut key: Vec<Part> = Vec::with_capacity(query.group_by.len() + 1);
     let mut event_slot = None;
     for dimension in &query.group_by {
@@ -163,26 +184,26 @@ fn group_key(query: &ReportQuery, d: &Dims<'_>) -> (Vec<Part>, Option<usize>) {
             Dimension::Day => key.push(Part::Date(day)),
             Dimension::Week => key.push(Part::Date(DayBucket::Week.first_day(day))),
             Dimension::Month => key.push(Part::Date(DayBucket::Month.first_day(day))),
-            Dimension::AdNetworkId => key.push(Part::Text(d.ad_network_id.into())),
+            Dimension::AdNetworkId => key.push(texts.part(d.ad_network_id)),
             Dimension::SourceIdentifier => {
                 let digits = usize::from(query.digits.unwrap_or(4));
                 let source = d.source_identifier;
-                key.push(Part::text_or_null(&source[source.len().saturating_sub(digits)..]));
+                key.push(texts.part(&source[source.len().saturating_sub(digits)..]));
                 key.push(Part::int_or_null(d.campaign_id));
             }
             Dimension::Window => key.push(Part::Int(d.window)),
-            Dimension::Fidelity => key.push(Part::text_or_null(d.interaction)),
+            Dimension::Fidelity => key.push(texts.part(d.interaction)),
             Dimension::Version => key.push(if d.protocol == "adattributionkit" {
-                Part::Text("adattributionkit".into())
+                texts.part("adattributionkit")
             } else {
-                Part::text_or_null(d.version)
+                texts.part(d.version)
             }),
             Dimension::Event => {
                 event_slot = Some(key.len());
                 key.push(Part::Null);
             }
             Dimension::FineValue => key.push(Part::int_or_null(d.fine_value)),
-            Dimension::CoarseValue => key.push(Part::text_or_null(d.coarse_value)),
+            Dimension::CoarseValue => key.push(texts.part(d.coarse_value)),
             Dimension::Tier => key.push(Part::int_or_null(d.tier_hint)),
         }
     }
@@ -268,6 +289,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
     // campaign x value reports have hundreds of thousands of rows.
     let histograms = query.histograms;
     let mut decoder = Decoder { history, slots: HashMap::new() };
+    let mut texts = Texts::default();
     let mut groups: BTreeMap<Vec<Part>, MetricsBuilder> = BTreeMap::new();
     let columns: Arc<[Column]> = query
         .group_by
@@ -307,7 +329,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
                     &not_decoded
                 };
                 totals.add(row, decoded);
-                let (key, event_slot) = group_key(query, &dims);
+                let (key, event_slot) = group_key(query, &dims, &mut texts);
                 match event_slot {
                     Some(slot) if !decoded.events.is_empty() => {
                         for event in &decoded.events {
@@ -335,7 +357,7 @@ pub fn assemble(query: &ReportQuery, history: &SchemaHistory, data: &ReportData)
         ReportData::Totals(table) => {
             let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
             for row in table.rows() {
-                let (key, _) = group_key(query, &Dims::of_group(row.group, row.window));
+                let (key, _) = group_key(query, &Dims::of_group(row.group, row.window), &mut texts);
                 let group = groups.entry(key).or_insert_with(|| MetricsBuilder::new(histograms));
                 let tally = row.tally();
                 group.add_tally(&tally);
@@ -491,6 +513,7 @@ fn assemble_cells(
         grouped(CellDimension::Event),
     );
     let not_decoded = Decoded::not_decoded();
+    let mut texts = Texts::default();
     let mut templates: HashMap<Vec<Part>, usize> = HashMap::new();
     let mut template_keys: Vec<Vec<Part>> = Vec::new();
     let mut event_names: Vec<Arc<str>> = Vec::new();
@@ -499,7 +522,7 @@ fn assemble_cells(
     let mut rows: Vec<(usize, CellParts, MetricsBuilder)> = Vec::new();
     let mut overall: HashMap<(i64, i64), [i64; 67]> = HashMap::new();
     for cell_group in cell_groups {
-        let (template, _) = group_key(query, &Dims::of_group(&cell_group.group, 0));
+        let (template, _) = group_key(query, &Dims::of_group(&cell_group.group, 0), &mut texts);
         let install_day = cell_group.group.install_day;
         let next = template_keys.len();
         let template = *templates.entry(template).or_insert_with_key(|key| {

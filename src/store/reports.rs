@@ -469,15 +469,15 @@ super::sql::sql_impl! {
             let (reported_day, sign, packed) = read?;
             let mut slotted_cells = Vec::new();
             let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
-                let text = |on: bool, text: &str| if on { text.to_owned() } else { String::new() };
-                let mut group = super::ReportGroup {
+                let text = |on: bool, text| if on { text } else { "" };
+                let mut group = rollup::GroupView {
                     day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
                     ad_network_id: text(s.by_ad_network, row.ad_network_id),
                     source_identifier: text(s.by_source, row.source_identifier),
                     campaign_id: if s.by_source { row.campaign_id } else { -1 },
-                    protocol: String::new(),
-                    version: String::new(),
-                    interaction: String::new(),
+                    protocol: "",
+                    version: "",
+                    interaction: "",
                     // A block's own day is its install day only for single days (a week's
                     // blocks can hold installs of two schema periods; the period decodes alike).
                     install_day: if s.by_day() && !arrival && reported_day.is_none() {
@@ -499,11 +499,11 @@ super::sql::sql_impl! {
                         if !wanted(protocol, version, interaction) {
                             continue;
                         }
-                        let group = super::ReportGroup {
+                        let group = rollup::GroupView {
                             protocol: text(s.by_version, protocol),
                             version: text(s.by_version, version),
                             interaction: text(s.by_interaction, interaction),
-                            ..group.clone()
+                            ..group
                         };
                         let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
                         for (_, cell, n) in same {
@@ -661,10 +661,10 @@ impl<'a> GroupSums<'a> {
         cells: &'a mut CellSums,
         totals: &'a mut rollup::TotalsSums,
         by_value: bool,
-        group: super::ReportGroup,
+        group: rollup::GroupView<'_>,
     ) -> Self {
         if by_value {
-            Self::Cells(cells.entry(group).or_default())
+            Self::Cells(cells.entry(group.to_group()).or_default())
         } else {
             Self::Totals(totals.group(group))
         }

@@ -202,6 +202,10 @@ impl TotalsTable {
         u32::try_from(self.groups.len() - 1).unwrap_or(u32::MAX)
     }
 
+    pub(crate) fn group(&self, number: u32) -> Option<&super::ReportGroup> {
+        self.groups.get(number as usize)
+    }
+
     /// Add a row of zero counts and return its index.
     pub(crate) fn push_row(&mut self, group: u32, window: i64) -> usize {
         self.rows.push((group, u8::try_from(window.clamp(0, 2)).unwrap_or(0), [0; COUNTS]));
