@@ -433,6 +433,13 @@ super::sql::sql_impl! {
         // Each run is cut into one piece per core, read on several connections at once (on
         // SQLite each connection has its own thread, so packing runs on every core), and each
         // piece is grouped as it arrives while the others are still being read.
+        // A report of a few campaigns names every network, so each read seeks their rows.
+        let networks = match (f.source_identifier.is_empty(), f.ad_network_id.is_empty()) {
+            (false, true) => self.rollup_networks(s.app_id, kind, s.from_day, s.to_day).await?,
+            (false, false) => f.ad_network_id.clone(),
+            (true, _) => Vec::new(),
+        };
+        let networks = &networks;
         let parallel = parallel_reads();
         let pieces = runs.into_iter().flat_map(|(reported_day, run)| {
             rollup::pieces(&[run], parallel as i64).into_iter().map(move |piece| (reported_day, piece))
@@ -448,10 +455,22 @@ super::sql::sql_impl! {
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);
             q.push(" AND span = ").push_bind(span);
-            q.push(" AND day >= ").push_bind(first);
-            q.push(" AND day <= ").push_bind(last);
+            if networks.is_empty() {
+                q.push(" AND day >= ").push_bind(first);
+                q.push(" AND day <= ").push_bind(last);
+            } else {
+                // Each block and network named, so the key is sought down to the source
+                // identifier instead of scanning every campaign's row of every block.
+                q.push(" AND day IN (");
+                let mut list = q.separated(", ");
+                for day in (first..=last).step_by(usize::try_from(span).unwrap_or(1)) {
+                    list.push_bind(day);
+                }
+                q.push(")");
+            }
+            let named = if networks.is_empty() { &f.ad_network_id } else { networks };
+            Self::push_in(&mut q, "ad_network_id", named);
             q.push(" AND family = ").push_bind(family.as_str());
-            Self::push_in(&mut q, "ad_network_id", &f.ad_network_id);
             Self::push_in(&mut q, "source_identifier", &f.source_identifier);
             if family == rollup::Family::Version {
                 Self::push_in(&mut q, "interaction", &f.interaction);
@@ -540,6 +559,29 @@ super::sql::sql_impl! {
         })
     }
 
+
+    /// The networks with postbacks of the app between `from` and `to` (days of `kind`): the
+    /// version rows of the longest blocks over the range name them all (every postback is
+    /// counted in both families and every span), in a few hundred rows.
+    async fn rollup_networks(
+        &self,
+        app_id: i64,
+        kind: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let span = rollup::SPANS[rollup::SPANS.len() - 1];
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT DISTINCT ad_network_id FROM report_rollup WHERE app_id = ",
+        );
+        q.push_bind(app_id);
+        q.push(" AND date_kind = ").push_bind(kind.to_owned());
+        q.push(" AND span = ").push_bind(span);
+        q.push(" AND day >= ").push_bind(rollup::block_start(from, span));
+        q.push(" AND day <= ").push_bind(to);
+        q.push(" AND family = ").push_bind(rollup::Family::Version.as_str());
+        Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
+    }
 
     /// Report rows from the totals table.
     pub(super) async fn totals_rows(&self, s: &ReportSelection) -> Result<TotalsTable, StoreError> {

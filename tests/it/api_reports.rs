@@ -445,6 +445,8 @@ async fn every_report_source_gives_identical_reports() {
             "&group_by=ad_network_id,source_identifier,fidelity,fine_value",
             "&version=4.0&group_by=week,source_identifier&digits=2",
             "&source_identifier=1234&fidelity=click&group_by=version,fine_value",
+            "&source_identifier=1234&group_by=day",
+            "&source_identifier=1234,34&ad_network_id=fixture.skadnetwork,other.skadnetwork&group_by=week,ad_network_id",
         ];
         let mut compared = 0;
         for round in 0..2 {
