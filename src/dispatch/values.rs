@@ -143,7 +143,7 @@ pub fn values(
             put("revenue_min", Some(MacroValue::Float(r.min)));
             put("revenue_max", r.max.map(MacroValue::Float));
         }
-        put("revenue_currency", opt_text(&d.currency));
+        put("revenue_currency", d.currency.as_deref().map(|c| MacroValue::Str(c.to_owned())));
         put("schema_version", d.schema_version.map(MacroValue::Int));
     }
     put("received_at", time(postback.first_received_at_ms));

@@ -54,7 +54,7 @@ impl CsvRenderer {
         let mut events = BTreeSet::new();
         let mut histograms = false;
         for row in &report.rows {
-            currencies.extend(row.metrics.revenue.iter().map(|r| r.currency.clone()));
+            currencies.extend(row.metrics.revenue.iter().map(|r| r.currency.to_string()));
             events.extend(row.metrics.events.iter().map(|e| Arc::clone(&e.name)));
             histograms |= row.metrics.fine_histogram.is_some();
         }
@@ -140,7 +140,7 @@ impl CsvRenderer {
             .map(i64::to_string),
         );
         for currency in &self.currencies {
-            match m.revenue.iter().find(|r| &r.currency == currency) {
+            match m.revenue.iter().find(|r| *r.currency == **currency) {
                 Some(r) => {
                     cells.extend([r.min.to_string(), opt(r.max), r.mid.to_string(), opt(r.modeled)])
                 }

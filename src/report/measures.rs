@@ -57,7 +57,8 @@ pub struct EventMetric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RevenueMetric {
     /// ISO 4217 currency.
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Arc<str>,
     /// Sum of range minimums.
     pub min: f64,
     /// Sum of range maximums; absent when any range is unbounded.
@@ -142,7 +143,7 @@ pub struct MetricsBuilder {
     /// and hundreds of thousands of rows each with an ordered map's node cost far more.
     events: Vec<(Arc<str>, EventSums)>,
     /// By currency, as `events`.
-    revenue: Vec<(String, RevenueSums)>,
+    revenue: Vec<(Arc<str>, RevenueSums)>,
     histograms: bool,
     fine: Vec<i64>,
     coarse: CoarseHistogram,
@@ -226,12 +227,12 @@ impl MetricsBuilder {
                 };
                 entry.2 += count * range.midpoint();
             };
-            match self.revenue.iter_mut().find(|(name, _)| name == currency) {
+            match self.revenue.iter_mut().find(|(name, _)| same_name(name, currency)) {
                 Some((_, entry)) => add(entry),
                 None => {
                     let mut entry = (0.0, Some(0.0), 0.0);
                     add(&mut entry);
-                    self.revenue.push((currency.clone(), entry));
+                    self.revenue.push((Arc::clone(currency), entry));
                 }
             }
         }
@@ -305,7 +306,8 @@ impl MetricsBuilder {
     }
 }
 
-/// Names from one schema share their text, so a pointer comparison settles most lookups.
+/// Names and currencies from one schema share their text, so a pointer comparison settles most
+/// lookups.
 fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }

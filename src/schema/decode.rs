@@ -41,8 +41,10 @@ pub struct Decoded {
     pub events: Vec<EventCondition>,
     /// Revenue range.
     pub revenue: Option<RevenueRange>,
-    /// Currency of the revenue range.
-    pub currency: Option<String>,
+    /// Currency of the revenue range (shared by every decoding of the schema: report rows
+    /// compare and copy it per row).
+    #[schema(value_type = Option<String>)]
+    pub currency: Option<Arc<str>>,
     /// The app locked the window at this value.
     pub lock: bool,
 }
@@ -71,6 +73,7 @@ impl Decoded {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledSchema {
     schema: Schema,
+    currency: Option<Arc<str>>,
     mappings: Vec<Mapping>,
     fine: [Option<usize>; 64],
     coarse: [[Option<usize>; 3]; 3],
@@ -110,7 +113,8 @@ impl CompiledSchema {
                 }
             }
         }
-        Ok(Self { schema, mappings, fine, coarse })
+        let currency = schema.currency.as_deref().map(Arc::from);
+        Ok(Self { schema, currency, mappings, fine, coarse })
     }
 
     /// The schema document.
@@ -154,7 +158,7 @@ impl CompiledSchema {
                 label: m.label.clone(),
                 events: m.events.clone(),
                 revenue: m.revenue.clone(),
-                currency: m.revenue.as_ref().and(self.schema.currency.clone()),
+                currency: m.revenue.as_ref().and(self.currency.clone()),
                 lock: m.lock,
             },
         }
