@@ -427,7 +427,7 @@ super::sql::sql_impl! {
                 && (windows.is_empty() || windows.contains(&window))
         };
         let mut totals = rollup::TotalsSums::default();
-        let mut cells = CellSums::default();
+        let mut cells = rollup::CellSums::default();
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
         // Each run is cut into one piece per core, read on several connections at once (on
@@ -553,7 +553,7 @@ super::sql::sql_impl! {
             }
         }
         Ok(if s.by_value {
-            ReportData::Cells(rollup::cell_groups(cells))
+            ReportData::Cells(cells.finish())
         } else {
             ReportData::Totals(totals.finish())
         })
@@ -595,23 +595,28 @@ super::sql::sql_impl! {
         Self::push_summary_selection(&mut q, "report_totals", s);
         q.push(" GROUP BY 1, 2, 3, 4");
         let rows = q.build().fetch_all(&self.pool).await?;
-        let mut out = TotalsTable::default();
+        let mut groups = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
-            let group = out.push_group(super::ReportGroup {
+            let mut counts = [0i64; totals::COUNTS];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = row.try_get(4 + i)?;
+            }
+            let window: i64 = row.try_get(3)?;
+            entries.push((
+                u32::try_from(groups.len()).unwrap_or(u32::MAX),
+                u8::try_from(window.clamp(0, 2)).unwrap_or(0),
+                counts,
+            ));
+            groups.push(super::ReportGroup {
                 day: row.try_get(0)?,
                 install_day: row.try_get(1)?,
                 ad_network_id: row.try_get(2)?,
                 campaign_id: -1,
                 ..super::ReportGroup::default()
             });
-            let at = out.push_row(group, row.try_get(3)?);
-            if let Some(counts) = out.counts_mut(at) {
-                for (i, count) in counts.iter_mut().enumerate() {
-                    *count = row.try_get(4 + i)?;
-                }
-            }
         }
-        Ok(out)
+        Ok(TotalsTable::new(groups, entries))
     }
 
 
@@ -687,12 +692,8 @@ super::sql::sql_impl! {
 
 }
 
-/// Where a report group's cells are summed when the report groups by value: by cell. Hashed
-/// with foldhash: a lookup per row, and a report reads thousands.
-type CellSums = foldhash::HashMap<super::ReportGroup, foldhash::HashMap<u32, i64>>;
-
-/// One group's entry in [`CellSums`] or, when the report does not group by value, in the
-/// per-window totals.
+/// One group's entry in the cell sums (when the report groups by value) or in the per-window
+/// totals.
 enum GroupSums<'a> {
     Cells(&'a mut foldhash::HashMap<u32, i64>),
     Totals(rollup::GroupTotals<'a>),
@@ -700,16 +701,12 @@ enum GroupSums<'a> {
 
 impl<'a> GroupSums<'a> {
     fn of(
-        cells: &'a mut CellSums,
+        cells: &'a mut rollup::CellSums,
         totals: &'a mut rollup::TotalsSums,
         by_value: bool,
         group: rollup::GroupView<'_>,
     ) -> Self {
-        if by_value {
-            Self::Cells(cells.entry(group.to_group()).or_default())
-        } else {
-            Self::Totals(totals.group(group))
-        }
+        if by_value { Self::Cells(cells.group(group)) } else { Self::Totals(totals.group(group)) }
     }
 
     fn add(&mut self, cell: u32, n: i64) {

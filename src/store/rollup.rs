@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
 use std::sync::LazyLock;
 
+use super::totals::TotalsEntry;
 use super::{AggregateKey, CellGroup, CellKey, ReportGroup, TotalsTable, totals};
 use crate::domain::aggregate::Conversion;
 use crate::skan::{CoarseValue, ConversionValue, OutcomeClass};
@@ -136,6 +137,11 @@ impl Family {
             Self::Source => "source",
             Self::Version => "version",
         }
+    }
+
+    /// The family a stored `family` column names.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Source, Self::Version].into_iter().find(|f| f.as_str() == text)
     }
 }
 
@@ -618,46 +624,74 @@ impl<'a> GroupView<'a> {
     }
 }
 
+/// Report groups numbered in the order they first come, each found by the hash of its
+/// [`GroupView`]: a packed row of a group already seen copies none of its text.
+#[derive(Default)]
+struct GroupNumbers {
+    groups: Vec<ReportGroup>,
+    numbers: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl GroupNumbers {
+    /// The group's number, and whether it was new.
+    fn number(&mut self, view: GroupView<'_>) -> (usize, bool) {
+        fn of(groups: &[ReportGroup], number: u32) -> Option<GroupView<'_>> {
+            groups.get(number as usize).map(GroupView::of)
+        }
+        let (groups, hasher) = (&mut self.groups, &self.hasher);
+        let entry = self.numbers.entry(
+            hasher.hash_one(view),
+            |number| of(groups, *number) == Some(view),
+            |number| of(groups, *number).map_or(0, |g| hasher.hash_one(g)),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(entry) => (*entry.get() as usize, false),
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                let number = groups.len();
+                groups.push(view.to_group());
+                entry.insert(u32::try_from(number).unwrap_or(u32::MAX));
+                (number, true)
+            }
+        }
+    }
+}
+
 /// Sums rollup cells into totals rows: each group's row of a window is made when a cell of
 /// that window first comes, so a group seen in one window costs one row, not three.
 #[derive(Default)]
 pub(crate) struct TotalsSums {
-    table: TotalsTable,
-    /// Each group's number in the table and its row of each window (`u32::MAX`: none yet),
-    /// found by the hash of its [`GroupView`].
-    groups: hashbrown::HashTable<(u32, [u32; WINDOWS as usize])>,
-    hasher: foldhash::fast::RandomState,
+    groups: GroupNumbers,
+    /// Each group's row of each window (`u32::MAX`: none yet).
+    windows: Vec<[u32; WINDOWS as usize]>,
+    rows: Vec<TotalsEntry>,
 }
 
 /// A group's entry in [`TotalsSums`].
 pub(crate) struct GroupTotals<'a> {
-    table: &'a mut TotalsTable,
     group: u32,
-    rows: &'a mut [u32; WINDOWS as usize],
+    windows: &'a mut [u32; WINDOWS as usize],
+    rows: &'a mut Vec<TotalsEntry>,
 }
 
 impl TotalsSums {
     pub(crate) fn group(&mut self, view: GroupView<'_>) -> GroupTotals<'_> {
-        let table = &mut self.table;
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(view);
-        let entry = self.groups.entry(
-            hash,
-            |(number, _)| table.group(*number).is_some_and(|g| GroupView::of(g) == view),
-            |(number, _)| table.group(*number).map_or(0, |g| hasher.hash_one(GroupView::of(g))),
-        );
-        let (number, rows) = entry
-            .or_insert_with(|| (table.push_group(view.to_group()), [u32::MAX; WINDOWS as usize]))
-            .into_mut();
-        GroupTotals { table, group: *number, rows }
+        let (number, new) = self.groups.number(view);
+        if new {
+            self.windows.push([u32::MAX; WINDOWS as usize]);
+        }
+        GroupTotals {
+            group: u32::try_from(number).unwrap_or(u32::MAX),
+            windows: &mut self.windows[number],
+            rows: &mut self.rows,
+        }
     }
 
     /// The totals rows (one per group and window), without those whose counts cancelled out
     /// (counts subtracted by overhanging blocks, or later moved to another period).
-    pub(crate) fn finish(self) -> TotalsTable {
-        let mut table = self.table;
-        table.drop_empty_rows();
-        table
+    pub(crate) fn finish(mut self) -> TotalsTable {
+        self.rows.retain(|(_, _, counts)| counts.iter().any(|n| *n != 0));
+        TotalsTable::new(self.groups.groups, self.rows)
     }
 }
 
@@ -665,20 +699,43 @@ impl GroupTotals<'_> {
     /// Add `n` postbacks of `cell` to the totals counts of its window.
     pub(crate) fn add(&mut self, cell: u32, n: i64) {
         let window = Cell::window_of(cell);
-        let row = match self.rows[window] {
+        let row = match self.windows[window] {
             u32::MAX => {
-                let row = self.table.push_row(self.group, window as i64);
-                self.rows[window] = u32::try_from(row).unwrap_or(u32::MAX);
+                self.rows.push((self.group, window as u8, [0; totals::COUNTS]));
+                let row = self.rows.len() - 1;
+                self.windows[window] = u32::try_from(row).unwrap_or(u32::MAX);
                 row
             }
             row => row as usize,
         };
-        let Some(counts) = self.table.counts_mut(row) else { return };
+        let Some((_, _, counts)) = self.rows.get_mut(row) else { return };
         for column in TOTALS_CONTRIBUTIONS.of(Slots::base(cell)) {
             if let Some(count) = counts.get_mut(usize::from(*column)) {
                 *count += n;
             }
         }
+    }
+}
+
+/// Sums rollup cells by cell, per group: what reports grouped by a value read.
+#[derive(Default)]
+pub(crate) struct CellSums {
+    groups: GroupNumbers,
+    cells: Vec<foldhash::HashMap<u32, i64>>,
+}
+
+impl CellSums {
+    /// The group's counts by cell (without the cell's slots).
+    pub(crate) fn group(&mut self, view: GroupView<'_>) -> &mut foldhash::HashMap<u32, i64> {
+        let (number, new) = self.groups.number(view);
+        if new {
+            self.cells.push(foldhash::HashMap::default());
+        }
+        &mut self.cells[number]
+    }
+
+    pub(crate) fn finish(self) -> Vec<CellGroup> {
+        cell_groups(self.groups.groups.into_iter().zip(self.cells))
     }
 }
 

@@ -480,7 +480,11 @@ sql_impl! {
             span: row.try_get(2)?,
             day: row.try_get(3)?,
             ad_network_id: row.try_get(4)?,
-            family: if family == "version" { "version" } else { "source" },
+            family: rollup::Family::parse(&family)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("report_rollup row of unknown family {family:?}"))
+                })?
+                .as_str(),
             source_identifier: row.try_get(6)?,
             campaign_id: row.try_get(7)?,
             protocol: row.try_get(8)?,

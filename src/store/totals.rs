@@ -148,8 +148,7 @@ pub(crate) fn cells(key: &AggregateKey, postbacks: i64, mismatch: i64) -> [(Tota
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TotalsTable {
     groups: Vec<super::ReportGroup>,
-    /// (group, window, counts)
-    rows: Vec<(u32, u8, Counts)>,
+    rows: Vec<TotalsEntry>,
 }
 
 /// One row of a [`TotalsTable`].
@@ -195,30 +194,13 @@ impl TotalsRow<'_> {
     }
 }
 
+/// One row of counts of a [`TotalsTable`]: its group's number, its window, its counts.
+pub(crate) type TotalsEntry = (u32, u8, Counts);
+
 impl TotalsTable {
-    /// Add a group; its rows refer to it by the number returned.
-    pub(crate) fn push_group(&mut self, group: super::ReportGroup) -> u32 {
-        self.groups.push(group);
-        u32::try_from(self.groups.len() - 1).unwrap_or(u32::MAX)
-    }
-
-    pub(crate) fn group(&self, number: u32) -> Option<&super::ReportGroup> {
-        self.groups.get(number as usize)
-    }
-
-    /// Add a row of zero counts and return its index.
-    pub(crate) fn push_row(&mut self, group: u32, window: i64) -> usize {
-        self.rows.push((group, u8::try_from(window.clamp(0, 2)).unwrap_or(0), [0; COUNTS]));
-        self.rows.len() - 1
-    }
-
-    pub(crate) fn counts_mut(&mut self, row: usize) -> Option<&mut Counts> {
-        self.rows.get_mut(row).map(|(_, _, counts)| counts)
-    }
-
-    /// Drop the rows whose counts all cancelled out.
-    pub(crate) fn drop_empty_rows(&mut self) {
-        self.rows.retain(|(_, _, counts)| counts.iter().any(|n| *n != 0));
+    /// A table of `rows`, each naming its group by its index in `groups`.
+    pub(crate) fn new(groups: Vec<super::ReportGroup>, rows: Vec<TotalsEntry>) -> Self {
+        Self { groups, rows }
     }
 
     /// Number of rows.
