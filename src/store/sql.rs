@@ -49,6 +49,13 @@ pub(crate) trait Dialect: Database {
     /// In a rollup upsert: the stored `counts` with the new ones appended after a 0x00 byte.
     const APPENDED_COUNTS: &'static str;
 
+    /// How a rollup write finds the rows whose blobs grew long enough to compact: `Some(table)`,
+    /// by one query after its upserts on this table reference (the partial index
+    /// `report_rollup_long`), where each returned row is a message between threads (SQLite:
+    /// returning every written row took a fifth of batch ingest); `None`, from the rows its
+    /// upserts return.
+    const LONG_ROLLUP_ROWS_FROM: Option<&'static str>;
+
     /// Most bound parameters in one multi-row statement. On PostgreSQL a statement's Bind message
     /// must fit one TLS record (16 KiB): sqlx does not disable Nagle's algorithm, so the record
     /// after a full one waits for the server's delayed acknowledgement, 40 ms a statement.
@@ -119,6 +126,12 @@ const ROLLUP_KEY_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, f
 /// length when last compacted (`compacted_bytes`): appended runs cost reads a little, and a row
 /// whose cells alone are long is merged once per doubling, not on every write.
 const ROLLUP_COMPACT_AT: i64 = 1_024;
+
+/// [`ROLLUP_COMPACT_AT`]'s condition in SQL, word for word as the partial index
+/// `report_rollup_long` states it (SQLite uses a partial index only for a query that repeats its
+/// condition).
+const LONG_ROLLUP_CONDITION: &str =
+    "length(counts) > 1024 AND length(counts) > 2 * compacted_bytes";
 
 /// `rows` of `columns` bound parameters each, cut into statements of the sizes in
 /// [`ROWS_PER_STATEMENT`], largest first, of at most `max_params` parameters each (at least one
@@ -432,9 +445,15 @@ sql_impl! {
                 row.push_bind(i64::try_from(blob.len()).unwrap_or(i64::MAX));
             });
             q.push(format!(
-                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = {} \
-                 RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT), compacted_bytes",
+                " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = {}",
                 DB::APPENDED_COUNTS
+            ));
+            if DB::LONG_ROLLUP_ROWS_FROM.is_some() {
+                q.build().execute(&mut **tx).await?;
+                continue;
+            }
+            q.push(format!(
+                " RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT), compacted_bytes"
             ));
             let mut long = Vec::new();
             for row in q.build().fetch_all(&mut **tx).await? {
@@ -448,7 +467,37 @@ sql_impl! {
                 Self::compact_rollup(tx, &long).await?;
             }
         }
+        if let Some(table) = DB::LONG_ROLLUP_ROWS_FROM
+            && !rows.is_empty()
+        {
+            let apps: BTreeSet<i64> = rows.iter().map(|(key, _)| key.app_id).collect();
+            let long = Self::long_rollup_rows(tx, table, &apps).await?;
+            if !long.is_empty() {
+                Self::compact_rollup(tx, &long).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// The rollup rows of these apps whose blobs are longer than [`ROLLUP_COMPACT_AT`] bytes and
+    /// twice their compacted length, read from `table` (see [`Dialect::LONG_ROLLUP_ROWS_FROM`]).
+    async fn long_rollup_rows(
+        tx: &mut Transaction<'static, DB>,
+        table: &str,
+        apps: &BTreeSet<i64>,
+    ) -> Result<Vec<rollup::RollupKey>, StoreError> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {ROLLUP_KEY_COLUMNS} FROM {table} WHERE {LONG_ROLLUP_CONDITION} AND app_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for app in apps {
+            list.push_bind(*app);
+        }
+        q.push(")");
+        let mut keys: Vec<rollup::RollupKey> =
+            q.build().fetch_all(&mut **tx).await?.iter().map(Self::rollup_key).collect::<Result<_, _>>()?;
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     fn push_rollup_key(

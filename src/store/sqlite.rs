@@ -56,6 +56,8 @@ impl Dialect for Sqlite {
         length(counts)) || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
+    const LONG_ROLLUP_ROWS_FROM: Option<&'static str> =
+        Some("report_rollup INDEXED BY report_rollup_long");
     const AGGREGATE_REPORT_SETTINGS: Option<&'static str> = None;
     const MAX_PARAMS: usize = usize::MAX;
     const PERIODS_LOCK_SHARED: Option<&'static str> = None;
