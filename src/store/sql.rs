@@ -52,8 +52,8 @@ pub(crate) trait Dialect: Database {
     /// How a rollup write finds the rows whose blobs grew long enough to compact: `Some(table)`,
     /// by one query after its upserts on this table reference (the partial index
     /// `report_rollup_long`), where each returned row is a message between threads (SQLite:
-    /// returning every written row took a fifth of batch ingest); `None`, from the rows its
-    /// upserts return.
+    /// returning every written row took a fifth of batch ingest); `None`, from its upserts,
+    /// which return only those rows.
     const LONG_ROLLUP_ROWS_FROM: Option<&'static str>;
 
     /// Most bound parameters in one multi-row statement. On PostgreSQL a statement's Bind message
@@ -122,14 +122,11 @@ const ROWS_PER_STATEMENT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 const ROLLUP_KEY_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, \
      source_identifier, campaign_id, protocol, version, interaction, development, period_day";
 
-/// A rollup blob is compacted when written once it is longer than this and than twice its
-/// length when last compacted (`compacted_bytes`): appended runs cost reads a little, and a row
-/// whose cells alone are long is merged once per doubling, not on every write.
-const ROLLUP_COMPACT_AT: i64 = 1_024;
-
-/// [`ROLLUP_COMPACT_AT`]'s condition in SQL, word for word as the partial index
-/// `report_rollup_long` states it (SQLite uses a partial index only for a query that repeats its
-/// condition).
+/// When a rollup blob is compacted as it is written: once it is longer than 1,024 bytes and than
+/// twice its length when last compacted (`compacted_bytes`). Appended runs cost reads a little,
+/// and a row whose cells alone are long is merged once per doubling, not on every write. Word for
+/// word as the partial index `report_rollup_long` states it (SQLite uses a partial index only for
+/// a query that repeats its condition).
 const LONG_ROLLUP_CONDITION: &str =
     "length(counts) > 1024 AND length(counts) > 2 * compacted_bytes";
 
@@ -424,8 +421,7 @@ sql_impl! {
 
     /// Add counts to rollup rows by appending them to the row's blob, one statement per chunk of
     /// rows (a read-merge-write costs two and carries every blob to the receiver and back). A blob
-    /// that has grown past [`ROLLUP_COMPACT_AT`] bytes and twice its compacted length is merged
-    /// back into one run of cells.
+    /// that has grown long ([`LONG_ROLLUP_CONDITION`]) is merged back into one run of cells.
     pub(super) async fn write_rollup(
         tx: &mut Transaction<'static, DB>,
         rows: BTreeMap<rollup::RollupKey, rollup::Cells>,
@@ -436,8 +432,10 @@ sql_impl! {
             .map(|(key, cells)| (key, rollup::encode(&cells)))
             .collect();
         for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
+            let returns = DB::LONG_ROLLUP_ROWS_FROM.is_none();
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) "
+                "{}INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) ",
+                if returns { "WITH written AS (" } else { "" }
             ));
             q.push_values(chunk, |mut row, (key, blob)| {
                 Self::push_rollup_key(&mut row, key);
@@ -448,20 +446,18 @@ sql_impl! {
                 " ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET counts = {}",
                 DB::APPENDED_COUNTS
             ));
-            if DB::LONG_ROLLUP_ROWS_FROM.is_some() {
+            if !returns {
                 q.build().execute(&mut **tx).await?;
                 continue;
             }
+            // Only the rows due for compaction come back.
             q.push(format!(
-                " RETURNING {ROLLUP_KEY_COLUMNS}, CAST(length(counts) AS BIGINT), compacted_bytes"
+                " RETURNING {ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) \
+                 SELECT {ROLLUP_KEY_COLUMNS} FROM written WHERE {LONG_ROLLUP_CONDITION}"
             ));
             let mut long = Vec::new();
             for row in q.build().fetch_all(&mut **tx).await? {
-                let length: i64 = row.try_get(13)?;
-                let compacted: i64 = row.try_get(14)?;
-                if length > ROLLUP_COMPACT_AT.max(compacted.saturating_mul(2)) {
-                    long.push(Self::rollup_key(&row)?);
-                }
+                long.push(Self::rollup_key(&row)?);
             }
             if !long.is_empty() {
                 Self::compact_rollup(tx, &long).await?;
@@ -479,8 +475,8 @@ sql_impl! {
         Ok(())
     }
 
-    /// The rollup rows of these apps whose blobs are longer than [`ROLLUP_COMPACT_AT`] bytes and
-    /// twice their compacted length, read from `table` (see [`Dialect::LONG_ROLLUP_ROWS_FROM`]).
+    /// The rollup rows of these apps whose blobs grew long ([`LONG_ROLLUP_CONDITION`]), read
+    /// from `table` (see [`Dialect::LONG_ROLLUP_ROWS_FROM`]).
     async fn long_rollup_rows(
         tx: &mut Transaction<'static, DB>,
         table: &str,
