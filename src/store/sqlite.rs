@@ -90,6 +90,10 @@ pub(super) async fn connect(
         .after_release(|conn, _| {
             Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
         })
+        // A connection is a file handle in this process, with nothing to lose on the way: the
+        // default ping before every acquire cost each commit group a round trip to its thread
+        // (the `begin` phase of single postbacks went from 0.6 to 0.3 ms a group without it).
+        .test_before_acquire(false)
         .max_connections(options.max_connections.max(2))
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
