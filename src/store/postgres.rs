@@ -42,10 +42,10 @@ impl Dialect for Postgres {
     const PACKED_VERSION_ROWS: &'static str = PACKED_ROWS;
     const APPENDED_COUNTS: &'static str =
         "report_rollup.counts || '\\x00'::bytea || excluded.counts";
+    const LONG_ROLLUP_ROWS_FROM: Option<&'static str> = None;
     // Grouping 2 million aggregates into 300,000 groups (90 days of campaign x version at 10
     // million postbacks) sorted on disk under the default 4 MB: 7.3 s. With 256 MB it is one hash
     // aggregation in memory (164 MB): 3.3 s. 64 and 128 MB chose sorts that took 11.6 and 6.6 s.
-    const LONG_ROLLUP_ROWS_FROM: Option<&'static str> = None;
     const AGGREGATE_REPORT_SETTINGS: Option<&'static str> = Some("SET LOCAL work_mem = '256MB'");
     const MAX_PARAMS: usize = 700;
     const PERIODS_LOCK_SHARED: Option<&'static str> =

@@ -490,8 +490,8 @@ sql_impl! {
             list.push_bind(*app);
         }
         q.push(")");
-        let mut keys: Vec<rollup::RollupKey> =
-            q.build().fetch_all(&mut **tx).await?.iter().map(Self::rollup_key).collect::<Result<_, _>>()?;
+        let rows = q.build().fetch_all(&mut **tx).await?;
+        let mut keys = rows.iter().map(Self::rollup_key).collect::<Result<Vec<_>, _>>()?;
         keys.sort_unstable();
         Ok(keys)
     }
