@@ -431,8 +431,9 @@ sql_impl! {
             .filter(|(_, cells)| !cells.is_empty())
             .map(|(key, cells)| (key, rollup::encode(&cells)))
             .collect();
+        // Without a query of their own, the upserts return the rows due for compaction.
+        let returns = DB::LONG_ROLLUP_ROWS_FROM.is_none();
         for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
-            let returns = DB::LONG_ROLLUP_ROWS_FROM.is_none();
             let mut q = QueryBuilder::<DB>::new(format!(
                 "{}INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) ",
                 if returns { "WITH written AS (" } else { "" }
@@ -450,15 +451,17 @@ sql_impl! {
                 q.build().execute(&mut **tx).await?;
                 continue;
             }
-            // Only the rows due for compaction come back.
             q.push(format!(
                 " RETURNING {ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) \
                  SELECT {ROLLUP_KEY_COLUMNS} FROM written WHERE {LONG_ROLLUP_CONDITION}"
             ));
-            let mut long = Vec::new();
-            for row in q.build().fetch_all(&mut **tx).await? {
-                long.push(Self::rollup_key(&row)?);
-            }
+            let long = q
+                .build()
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(Self::rollup_key)
+                .collect::<Result<Vec<_>, _>>()?;
             if !long.is_empty() {
                 Self::compact_rollup(tx, &long).await?;
             }
