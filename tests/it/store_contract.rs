@@ -452,7 +452,7 @@ async fn schema_versions_are_numbered_per_app_even_under_concurrent_writers() {
 #[tokio::test]
 async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
     use crate::helpers::{Spec, TEST_KEYS};
-    for (store, _db) in stores().await {
+    for (store, db) in stores().await {
         let prepare = |raw: Vec<u8>, at_ms: i64| {
             prepare_item(&TEST_KEYS, 65536, Bytes::from(raw), Channel::Apple, None, at_ms)
         };
@@ -502,7 +502,30 @@ async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
             assert_eq!(stored.receipt_count as usize, receipts.len());
         }
         assert_eq!((accepted, duplicates, rejected), (150, 3, 2));
+        assert_eq!(
+            receipts_naming_a_missing_postback(&db).await,
+            0,
+            "every receipt with a postback id names a stored postback of its app"
+        );
     }
+}
+
+/// Receipts whose postback id names no stored postback of their app (PostgreSQL has no foreign
+/// key to say so, SQLite has one).
+async fn receipts_naming_a_missing_postback(db: &crate::helpers::TestDb) -> i64 {
+    let sql = "SELECT COUNT(*) FROM receipts r WHERE r.postback_id IS NOT NULL AND NOT EXISTS \
+               (SELECT 1 FROM postbacks p WHERE p.app_id = r.app_id AND p.id = r.postback_id)";
+    let (count,): (i64,) = match db.backend {
+        crate::helpers::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_one(&pool).await.unwrap()
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_one(&pool).await.unwrap()
+        }
+    };
+    count
 }
 
 #[tokio::test]
