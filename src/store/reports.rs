@@ -447,10 +447,7 @@ super::sql::sql_impl! {
         let reads = pieces.map(|(reported_day, (span, first, last, sign))| {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {} FROM report_rollup WHERE app_id = ",
-                match family {
-                    rollup::Family::Source => DB::PACKED_SOURCE_ROWS,
-                    rollup::Family::Version => DB::PACKED_VERSION_ROWS,
-                }
+                DB::PACKED_ROWS
             ));
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);
