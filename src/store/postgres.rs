@@ -13,8 +13,14 @@ use super::{Backend, ConnectOptions, StoreError, redact_url};
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Every selected rollup row packed into one value (see `rollup::each_packed`).
-const PACKED_ROWS: &str = "string_agg(head || convert_to(octet_length(counts) || ':', 'UTF8') \
-        || counts, ''::bytea)";
+const PACKED_ROWS: &str = "string_agg(convert_to(\
+        day || ';' || campaign_id || ';' || period_day || ';' \
+        || octet_length(ad_network_id) || ':' || ad_network_id \
+        || octet_length(source_identifier) || ':' || source_identifier \
+        || octet_length(protocol) || ':' || protocol \
+        || octet_length(version) || ':' || version \
+        || octet_length(interaction) || ':' || interaction \
+        || octet_length(counts) || ':', 'UTF8') || counts, ''::bytea)";
 
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
@@ -29,7 +35,11 @@ impl Dialect for Postgres {
 
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-    const PACKED_ROWS: &'static str = PACKED_ROWS;
+    // Both families pack every field: packing only a family's own fields measured within the
+    // noise here (43-56 ms against 45-56 ms for 25,432 rows), as did one format() per row
+    // instead of the `||` chain (median 66 against 63 ms for 25,443 rows).
+    const PACKED_SOURCE_ROWS: &'static str = PACKED_ROWS;
+    const PACKED_VERSION_ROWS: &'static str = PACKED_ROWS;
     const APPENDED_COUNTS: &'static str =
         "report_rollup.counts || '\\x00'::bytea || excluded.counts";
     const LONG_ROLLUP_ROWS_FROM: Option<&'static str> = None;

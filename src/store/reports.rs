@@ -447,7 +447,10 @@ super::sql::sql_impl! {
         let reads = pieces.map(|(reported_day, (span, first, last, sign))| {
             let mut q = QueryBuilder::<DB>::new(format!(
                 "SELECT {} FROM report_rollup WHERE app_id = ",
-                DB::PACKED_ROWS
+                match family {
+                    rollup::Family::Source => DB::PACKED_SOURCE_ROWS,
+                    rollup::Family::Version => DB::PACKED_VERSION_ROWS,
+                }
             ));
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);

@@ -411,20 +411,6 @@ pub(crate) fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, i64)) -> bool 
     true
 }
 
-/// A row's key as [`each_packed`] reads it, stored with the row (`head`) so the database packs
-/// a row by joining two values: its day, campaign and period as decimals ended by `;`, then the
-/// network, source identifier, protocol, version and interaction each as a netstring.
-pub(crate) fn packed_head(key: &RollupKey) -> Vec<u8> {
-    let mut head = format!("{};{};{};", key.day, key.campaign_id, key.period_day).into_bytes();
-    for text in
-        [&key.ad_network_id, &key.source_identifier, &key.protocol, &key.version, &key.interaction]
-    {
-        head.extend_from_slice(format!("{}:", text.len()).as_bytes());
-        head.extend_from_slice(text.as_bytes());
-    }
-    head
-}
-
 /// One rollup row as [`each_packed`] reads it from a packed value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PackedRow<'a> {
@@ -440,8 +426,9 @@ pub(crate) struct PackedRow<'a> {
 }
 
 /// Call `each` for every row of a packed value; `false` when it is malformed. The database
-/// writes each row as its [`packed_head`] followed by its counts blob as a netstring
-/// (`<length>:<bytes>`), rows back to back.
+/// writes each row as its day, campaign and period as decimals ended by `;`, then the network,
+/// source identifier, protocol, version, interaction and counts blob each as a netstring
+/// (`<bytes>:<bytes>`), rows back to back.
 pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a>)) -> bool {
     fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
         let len = bytes.get(*at..)?.iter().position(|b| *b == end)?;
@@ -1010,24 +997,7 @@ mod tests {
     #[test]
     fn packed_rows_read_back_field_for_field() {
         let counts = encode(&[(3, 2), (900, -1)].into_iter().collect());
-        let key = RollupKey {
-            app_id: 1,
-            date_kind: "arrival",
-            span: 1,
-            day: 20736,
-            ad_network_id: "n1.skadn".into(),
-            family: "source",
-            source_identifier: "1234".into(),
-            campaign_id: -1,
-            protocol: "skn".into(),
-            version: "4.0".into(),
-            interaction: "click".into(),
-            development: false,
-            period_day: -1,
-        };
-        // The head stored with a row is what the reader takes the key from.
-        let mut packed = packed_head(&key);
-        assert_eq!(packed, b"20736;-1;-1;8:n1.skadn4:12343:skn3:4.05:click");
+        let mut packed = b"20736;-1;-1;8:n1.skadn4:12343:skn3:4.05:click".to_vec();
         packed.extend(format!("{}:", counts.len()).as_bytes());
         packed.extend(&counts);
         // A text holding the separators is read by its length.

@@ -39,12 +39,12 @@ pub(crate) trait Dialect: Database {
     /// Appended to a queue `SELECT` so concurrent workers take different rows instead of waiting.
     const SKIP_LOCKED: &'static str;
 
-    /// Every selected rollup row packed into one value (see `rollup::each_packed`): a run of
-    /// blocks comes back as one row, so neither the database's grouping sort nor the driver's
-    /// per-row cost is paid for tens of thousands of rows. Each row's key is stored packed
-    /// (`head`, written with the row), so a row costs the database two joins, not the
-    /// formatting of eight fields.
-    const PACKED_ROWS: &'static str;
+    /// Every selected rollup row of the source family packed into one value (see
+    /// `rollup::each_packed`): a run of blocks comes back as one row, so neither the database's
+    /// grouping sort nor the driver's per-row cost is paid for tens of thousands of rows.
+    const PACKED_SOURCE_ROWS: &'static str;
+    /// [`Self::PACKED_SOURCE_ROWS`] for rows of the version family.
+    const PACKED_VERSION_ROWS: &'static str;
 
     /// In a rollup upsert: the stored `counts` with the new ones appended after a 0x00 byte.
     const APPENDED_COUNTS: &'static str;
@@ -429,22 +429,17 @@ sql_impl! {
         let rows: Vec<_> = rows
             .into_iter()
             .filter(|(_, cells)| !cells.is_empty())
-            .map(|(key, cells)| {
-                let head = rollup::packed_head(&key);
-                (key, head, rollup::encode(&cells))
-            })
+            .map(|(key, cells)| (key, rollup::encode(&cells)))
             .collect();
         // Without a query of their own, the upserts return the rows due for compaction.
         let returns = DB::LONG_ROLLUP_ROWS_FROM.is_none();
-        for chunk in statement_chunks(&rows, 16, DB::MAX_PARAMS) {
+        for chunk in statement_chunks(&rows, 15, DB::MAX_PARAMS) {
             let mut q = QueryBuilder::<DB>::new(format!(
-                "{}INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, head, counts, \
-                 compacted_bytes) ",
+                "{}INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) ",
                 if returns { "WITH written AS (" } else { "" }
             ));
-            q.push_values(chunk, |mut row, (key, head, blob)| {
+            q.push_values(chunk, |mut row, (key, blob)| {
                 Self::push_rollup_key(&mut row, key);
-                row.push_bind(head.as_slice());
                 row.push_bind(blob.as_slice());
                 row.push_bind(i64::try_from(blob.len()).unwrap_or(i64::MAX));
             });
@@ -474,7 +469,7 @@ sql_impl! {
         if let Some(table) = DB::LONG_ROLLUP_ROWS_FROM
             && !rows.is_empty()
         {
-            let apps: BTreeSet<i64> = rows.iter().map(|(key, _, _)| key.app_id).collect();
+            let apps: BTreeSet<i64> = rows.iter().map(|(key, _)| key.app_id).collect();
             let long = Self::long_rollup_rows(tx, table, &apps).await?;
             if !long.is_empty() {
                 Self::compact_rollup(tx, &long).await?;
@@ -554,15 +549,13 @@ sql_impl! {
         keys: &[rollup::RollupKey],
     ) -> Result<(), StoreError> {
         let empty: &[u8] = &[];
-        for chunk in statement_chunks(keys, 16, DB::MAX_PARAMS) {
-            let heads: Vec<Vec<u8>> = chunk.iter().map(rollup::packed_head).collect();
+        for chunk in statement_chunks(keys, 15, DB::MAX_PARAMS) {
             // An upsert that changes nothing reads the rows by key, locked, in one statement.
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, head, counts) "
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts) "
             ));
-            q.push_values(chunk.iter().zip(&heads), |mut row, (key, head)| {
+            q.push_values(chunk, |mut row, key| {
                 Self::push_rollup_key(&mut row, key);
-                row.push_bind(head.as_slice());
                 row.push_bind(empty);
             });
             q.push(format!(
@@ -583,15 +576,13 @@ sql_impl! {
                     )));
                 }
                 total.retain(|_, n| *n != 0);
-                let head = rollup::packed_head(&key);
-                merged.push((key, head, rollup::encode(&total)));
+                merged.push((key, rollup::encode(&total)));
             }
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, head, counts, compacted_bytes) "
+                "INSERT INTO report_rollup ({ROLLUP_KEY_COLUMNS}, counts, compacted_bytes) "
             ));
-            q.push_values(&merged, |mut row, (key, head, blob)| {
+            q.push_values(&merged, |mut row, (key, blob)| {
                 Self::push_rollup_key(&mut row, key);
-                row.push_bind(head.as_slice());
                 row.push_bind(blob.as_slice());
                 row.push_bind(i64::try_from(blob.len()).unwrap_or(i64::MAX));
             });
