@@ -15,11 +15,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Every selected rollup row packed into one value (see `rollup::each_packed`).
 const PACKED_ROWS: &str = "string_agg(convert_to(\
         day || ';' || campaign_id || ';' || period_day || ';' \
-        || octet_length(ad_network_id) || ':' || ad_network_id \
-        || octet_length(source_identifier) || ':' || source_identifier \
-        || octet_length(protocol) || ':' || protocol \
-        || octet_length(version) || ':' || version \
-        || octet_length(interaction) || ':' || interaction \
+        || replace(ad_network_id, '''', '''''') || ''',' \
+        || replace(source_identifier, '''', '''''') || ''',' \
+        || replace(protocol, '''', '''''') || ''',' \
+        || replace(version, '''', '''''') || ''',' \
+        || replace(interaction, '''', '''''') || ''',' \
         || octet_length(counts) || ':', 'UTF8') || counts, ''::bytea)";
 
 impl Dialect for Postgres {

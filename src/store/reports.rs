@@ -491,8 +491,8 @@ super::sql::sql_impl! {
                 let text = |on: bool, text| if on { text } else { "" };
                 let mut group = rollup::GroupView {
                     day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
-                    ad_network_id: text(s.by_ad_network, row.ad_network_id),
-                    source_identifier: text(s.by_source, row.source_identifier),
+                    ad_network_id: text(s.by_ad_network, &row.ad_network_id),
+                    source_identifier: text(s.by_source, &row.source_identifier),
                     campaign_id: if s.by_source { row.campaign_id } else { -1 },
                     protocol: "",
                     version: "",
@@ -505,7 +505,7 @@ super::sql::sql_impl! {
                         row.period_day
                     },
                 };
-                let key = (row.protocol, row.version, row.interaction);
+                let key = (&*row.protocol, &*row.version, &*row.interaction);
                 let intact = if slotted {
                     // Each slot of the row's cells is a group of its own.
                     slotted_cells.clear();

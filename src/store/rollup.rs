@@ -24,6 +24,7 @@
 //! at about 100 ns each, far slower than decoding a blob and adding in Rust. The blob is written
 //! whole, so writers read, merge and write it back under a row lock.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
 use std::sync::LazyLock;
@@ -411,24 +412,29 @@ pub(crate) fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, i64)) -> bool 
     true
 }
 
-/// One rollup row as [`each_packed`] reads it from a packed value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One rollup row as [`each_packed`] reads it from a packed value. A text is borrowed from
+/// the packed value unless it held a quote (then it is unescaped into a copy of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PackedRow<'a> {
     pub(crate) day: i64,
     pub(crate) campaign_id: i64,
     pub(crate) period_day: i64,
-    pub(crate) ad_network_id: &'a str,
-    pub(crate) source_identifier: &'a str,
-    pub(crate) protocol: &'a str,
-    pub(crate) version: &'a str,
-    pub(crate) interaction: &'a str,
+    pub(crate) ad_network_id: Cow<'a, str>,
+    pub(crate) source_identifier: Cow<'a, str>,
+    pub(crate) protocol: Cow<'a, str>,
+    pub(crate) version: Cow<'a, str>,
+    pub(crate) interaction: Cow<'a, str>,
     pub(crate) counts: &'a [u8],
 }
 
 /// Call `each` for every row of a packed value; `false` when it is malformed. The database
 /// writes each row as its day, campaign and period as decimals ended by `;`, then the network,
-/// source identifier, protocol, version, interaction and counts blob each as a netstring
-/// (`<bytes>:<bytes>`), rows back to back.
+/// source identifier, protocol, version and interaction each quoted as SQLite's `printf('%q')`
+/// quotes (every `'` doubled) and ended by `',`, then the counts blob as a netstring
+/// (`<length>:<bytes>`), rows back to back. Inside a quoted text a quote is always followed by
+/// another, so the first `'` followed by `,` ends it. Quoting lets SQLite write a row with one
+/// `printf` and no length to measure per text (a length costs it a `printf` of its own, as
+/// `%s` stops at a NUL and the length must be of what it writes).
 pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a>)) -> bool {
     fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
         let len = bytes.get(*at..)?.iter().position(|b| *b == end)?;
@@ -436,14 +442,30 @@ pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a
         *at += len + 1;
         text.parse().ok()
     }
-    fn field<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-        let len = usize::try_from(int(bytes, at, b':')?).ok()?;
-        let field = bytes.get(*at..at.checked_add(len)?)?;
-        *at += len;
-        Some(field)
-    }
-    fn text<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a str> {
-        std::str::from_utf8(field(bytes, at)?).ok()
+    fn quoted<'a>(bytes: &'a [u8], at: &mut usize) -> Option<Cow<'a, str>> {
+        let start = *at;
+        let mut unescaped: Option<Vec<u8>> = None;
+        let mut from = start;
+        loop {
+            let quote = from + bytes.get(from..)?.iter().position(|b| *b == b'\'')?;
+            match *bytes.get(quote + 1)? {
+                b'\'' => {
+                    unescaped.get_or_insert_with(Vec::new).extend(&bytes[from..=quote]);
+                    from = quote + 2;
+                }
+                b',' => {
+                    *at = quote + 2;
+                    return match unescaped {
+                        None => std::str::from_utf8(&bytes[start..quote]).ok().map(Cow::Borrowed),
+                        Some(mut text) => {
+                            text.extend(&bytes[from..quote]);
+                            String::from_utf8(text).ok().map(Cow::Owned)
+                        }
+                    };
+                }
+                _ => return None,
+            }
+        }
     }
     let mut at = 0;
     while at < bytes.len() {
@@ -452,12 +474,17 @@ pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a
                 day: int(bytes, &mut at, b';')?,
                 campaign_id: int(bytes, &mut at, b';')?,
                 period_day: int(bytes, &mut at, b';')?,
-                ad_network_id: text(bytes, &mut at)?,
-                source_identifier: text(bytes, &mut at)?,
-                protocol: text(bytes, &mut at)?,
-                version: text(bytes, &mut at)?,
-                interaction: text(bytes, &mut at)?,
-                counts: field(bytes, &mut at)?,
+                ad_network_id: quoted(bytes, &mut at)?,
+                source_identifier: quoted(bytes, &mut at)?,
+                protocol: quoted(bytes, &mut at)?,
+                version: quoted(bytes, &mut at)?,
+                interaction: quoted(bytes, &mut at)?,
+                counts: {
+                    let len = usize::try_from(int(bytes, &mut at, b':')?).ok()?;
+                    let counts = bytes.get(at..at.checked_add(len)?)?;
+                    at += len;
+                    counts
+                },
             })
         })();
         match row {
@@ -997,29 +1024,38 @@ mod tests {
     #[test]
     fn packed_rows_read_back_field_for_field() {
         let counts = encode(&[(3, 2), (900, -1)].into_iter().collect());
-        let mut packed = b"20736;-1;-1;8:n1.skadn4:12343:skn3:4.05:click".to_vec();
+        let mut packed = b"20736;-1;-1;n1.skadn',1234',skn',4.0',click',".to_vec();
         packed.extend(format!("{}:", counts.len()).as_bytes());
         packed.extend(&counts);
-        // A text holding the separators is read by its length.
-        packed.extend(b"5;17;100;3:a:;0:0:0:0:0:");
+        // Quotes doubled inside a text, a text ending in one, a text holding the separators.
+        packed.extend(b"5;17;100;a'';',it''',;:,',',',0:");
         let mut rows = Vec::new();
-        assert!(each_packed(&packed, |row| rows.push((row, row.counts.to_vec()))));
+        assert!(each_packed(&packed, |row| rows.push(row)));
         assert_eq!(rows.len(), 2);
-        let (first, blob) = &rows[0];
+        let first = &rows[0];
         assert_eq!(
-            (first.day, first.campaign_id, first.period_day, first.ad_network_id),
+            (first.day, first.campaign_id, first.period_day, &*first.ad_network_id),
             (20736, -1, -1, "n1.skadn")
         );
         assert_eq!(
-            (first.source_identifier, first.protocol, first.version, first.interaction),
+            (&*first.source_identifier, &*first.protocol, &*first.version, &*first.interaction),
             ("1234", "skn", "4.0", "click")
         );
-        assert_eq!(blob, &counts);
-        let (second, blob) = &rows[1];
-        assert_eq!((second.day, second.campaign_id, second.ad_network_id), (5, 17, "a:;"));
-        assert!(blob.is_empty() && second.source_identifier.is_empty());
+        assert!(matches!(first.ad_network_id, Cow::Borrowed(_)), "no copy without a quote");
+        assert_eq!(first.counts, &counts[..]);
+        let second = &rows[1];
+        assert_eq!((second.day, second.campaign_id, &*second.ad_network_id), (5, 17, "a';"));
+        assert_eq!((&*second.source_identifier, &*second.protocol), ("it'", ";:,"));
+        assert!(second.counts.is_empty() && second.version.is_empty());
         assert!(each_packed(b"", |_| panic!("no rows")));
-        for bad in [&b"5;17;100;3:a"[..], b"5;x;1;", b"5;1;1;9:abc", b"5;1;1;-1:"] {
+        for bad in [
+            &b"5;17;100;a',"[..],
+            b"5;x;1;",
+            b"5;1;1;a',b',c',d',e',9:abc",
+            b"5;1;1;a',b',c',d',e',-1:",
+            b"5;1;1;a'x',b',c',d',e',0:",
+            b"5;1;1;a',b',c',d',e'",
+        ] {
             assert!(!each_packed(bad, |_| {}), "{:?}", String::from_utf8_lossy(bad));
         }
     }

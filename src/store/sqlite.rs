@@ -26,34 +26,20 @@ impl Dialect for Sqlite {
     const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     // One printf per row: a chain of `||` builds a new string at every step and cost SQLite
-    // about 2 µs a row, this about 1 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68 ms
-    // against 27-41 ms, the same bytes). printf's `%s` stops at a NUL character, so each
-    // text's length is measured on what printf writes: a key holding a NUL (which PostgreSQL
-    // cannot store at all) is read cut at the NUL instead of breaking the packed value. The
-    // fields a family leaves empty are written as empty netstrings without reading them, a
-    // third less per row (`sqlite3`, 82,453 rows of thirteen weeks: 106-113 ms against 158 ms,
-    // the same bytes).
-    //
-    // A source row's protocol, version and interaction are empty unless it counts a version its
-    // cells have no slot for, so they are measured only when not empty.
+    // about 2 µs a row, one printf about 1 (`sqlite3`, the benchmark's 31,846-row 8-day run: 65-68
+    // ms against 27-41 ms, the same bytes). Texts are quoted by `%q` rather than written as
+    // netstrings: a netstring's length had to be measured by a `printf('%s')` of its own per
+    // text (`%s` stops at a NUL character, and the length must be of what it writes), five
+    // more formattings per row. A key holding a NUL (which PostgreSQL cannot store at all) is
+    // still read cut at the NUL. The source identifier a version row leaves empty is written
+    // without reading it.
     const PACKED_SOURCE_ROWS: &'static str = "CAST(group_concat(\
-        printf('%d;%d;%d;%d:%s%d:%s%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
-        length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
-        length(CAST(printf('%s', source_identifier) AS BLOB)), source_identifier, \
-        CASE WHEN protocol = '' THEN 0 ELSE length(CAST(printf('%s', protocol) AS BLOB)) END, \
-        protocol, \
-        CASE WHEN version = '' THEN 0 ELSE length(CAST(printf('%s', version) AS BLOB)) END, \
-        version, \
-        CASE WHEN interaction = '' THEN 0 \
-        ELSE length(CAST(printf('%s', interaction) AS BLOB)) END, interaction, \
-        length(counts)) || counts, '') AS BLOB)";
+        printf('%d;%d;%d;%q'',%q'',%q'',%q'',%q'',%d:', day, campaign_id, period_day, \
+        ad_network_id, source_identifier, protocol, version, interaction, length(counts)) \
+        || counts, '') AS BLOB)";
     const PACKED_VERSION_ROWS: &'static str = "CAST(group_concat(\
-        printf('%d;%d;%d;%d:%s0:%d:%s%d:%s%d:%s%d:', day, campaign_id, period_day, \
-        length(CAST(printf('%s', ad_network_id) AS BLOB)), ad_network_id, \
-        length(CAST(printf('%s', protocol) AS BLOB)), protocol, \
-        length(CAST(printf('%s', version) AS BLOB)), version, \
-        length(CAST(printf('%s', interaction) AS BLOB)), interaction, \
-        length(counts)) || counts, '') AS BLOB)";
+        printf('%d;%d;%d;%q'','',%q'',%q'',%q'',%d:', day, campaign_id, period_day, \
+        ad_network_id, protocol, version, interaction, length(counts)) || counts, '') AS BLOB)";
     const APPENDED_COUNTS: &'static str =
         "CAST(report_rollup.counts || X'00' || excluded.counts AS BLOB)";
     const LONG_ROLLUP_ROWS_FROM: Option<&'static str> =

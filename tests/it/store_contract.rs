@@ -698,3 +698,33 @@ async fn a_network_id_holding_a_nul_still_reads_back_from_the_rollup() {
         assert_eq!(rollup.rows.len(), 2, "{:?}", rollup.rows);
     }
 }
+
+#[tokio::test]
+async fn a_network_id_holding_quotes_reads_back_whole_from_the_rollup() {
+    // The rollup's packed read quotes texts; a network ID made of quotes and the packing's
+    // separators must come back as it went in, in source rows and version rows alike.
+    for (store, db) in stores().await {
+        let pb = &APPLE_VECTORS[0].postback;
+        let odd_network = "it's'',;:x'";
+        let mut odd = pb.clone();
+        odd["ad-network-id"] = json!(odd_network);
+        let at_ms = 1_793_000_000_000;
+        store.record(&[item(&odd, Channel::Network, at_ms)]).await.unwrap();
+        store.record(&[item(pb, Channel::Network, at_ms)]).await.unwrap();
+        for group_by in ["ad_network_id,source_identifier", "ad_network_id,version"] {
+            let text = format!(
+                "app_id={}&from=2026-10-01&to=2026-11-28&date_type=arrival&group_by={group_by}",
+                pb["app-id"]
+            );
+            let [aggregates, rollup] = aggregates_and_rollup_reports(&store, &text).await;
+            assert_eq!(rollup.rows, aggregates.rows, "{:?} {group_by}", db.backend);
+            let networks: Vec<_> =
+                rollup.rows.iter().map(|row| row.group.get("ad_network_id")).collect();
+            assert!(
+                networks.contains(&Some(json!(odd_network))),
+                "{:?} {group_by}: {networks:?}",
+                db.backend
+            );
+        }
+    }
+}
