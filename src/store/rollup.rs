@@ -1022,6 +1022,23 @@ mod tests {
     }
 
     #[test]
+    fn every_cell_adds_exactly_its_aggregates_totals_counts() {
+        let group = ReportGroup::default();
+        let mut key = blank_key(0);
+        for index in 0..BASE_CELLS {
+            let cell = Cell::from_index(index);
+            cell.fill(&mut key);
+            let mut sums = TotalsSums::default();
+            // In any version and interaction slot.
+            sums.group(GroupView::of(&group)).add(index + 4 * BASE_CELLS, 3);
+            let table = sums.finish();
+            let rows: Vec<_> = table.rows().map(|r| (r.window, *r.counts())).collect();
+            let expected = totals::counts_of(&key, 3, 3 * i64::from(cell.mismatched));
+            assert_eq!(rows, [(i64::from(cell.window), expected)], "cell {index}: {cell:?}");
+        }
+    }
+
+    #[test]
     fn packed_rows_read_back_field_for_field() {
         let counts = encode(&[(3, 2), (900, -1)].into_iter().collect());
         let mut packed = b"20736;-1;-1;n1.skadn',1234',skn',4.0',click',".to_vec();
