@@ -30,7 +30,8 @@ impl Dialect for Sqlite {
     // ms against 27-41 ms, the same bytes). Texts are quoted by `%q` rather than written as
     // netstrings: a netstring's length had to be measured by a `printf('%s')` of its own per
     // text (`%s` stops at a NUL character, and the length must be of what it writes), five
-    // more formattings per row. A key holding a NUL (which PostgreSQL cannot store at all) is
+    // more formattings per row (`sqlite3`, 423,859 rows of 90 days of day x campaign: 978-996
+    // ms against 1,675-1,743 ms, scanning alone 270-288 ms). A key holding a NUL (which PostgreSQL cannot store at all) is
     // still read cut at the NUL. The source identifier a version row leaves empty is written
     // without reading it.
     const PACKED_SOURCE_ROWS: &'static str = "CAST(group_concat(\
