@@ -1029,7 +1029,7 @@ mod tests {
             let cell = Cell::from_index(index);
             cell.fill(&mut key);
             let mut sums = TotalsSums::default();
-            // In any version and interaction slot.
+            // In a version and interaction slot, which the totals do not keep.
             sums.group(GroupView::of(&group)).add(index + 4 * BASE_CELLS, 3);
             let table = sums.finish();
             let rows: Vec<_> = table.rows().map(|r| (r.window, *r.counts())).collect();
