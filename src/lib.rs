@@ -36,6 +36,11 @@
 //! | 10 | [`app`] | wiring | settings in, a running service out |
 //! | 11 | [`cli`] | adapter | the `skan-receiver` commands |
 
+/// Every binary built from this crate (the service, its tests and benchmarks) allocates with
+/// mimalloc, so that what the benchmarks measure is what the service runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod app;
 pub mod apple_keys;
 pub mod auth;
