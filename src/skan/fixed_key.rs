@@ -340,9 +340,9 @@ macro_rules! fixed_key_curve {
                 let (u1, u2) = multipliers(digest, r, s_inverse);
                 let generator = generator_table();
                 // Every entry is loaded before the first addition: the loads do not depend on
-                // each other, so the processor overlaps their cache misses (the two tables are
-                // larger than a 1 MiB L2), where loading each beside its addition would wait for
-                // one miss at a time.
+                // each other, so the processor overlaps their cache misses (P-256's two tables
+                // together outgrow a 1 MiB L2), where loading each beside its addition would wait
+                // for one miss at a time.
                 let mut entries = [Affine::ZERO; 2 * WINDOWS];
                 let mut count = 0;
                 for (row, (d1, d2)) in
