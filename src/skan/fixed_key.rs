@@ -40,7 +40,8 @@ pub(crate) const fn subtract_big_endian<const N: usize>(a: &[u8; N], b: &[u8; N]
 
 /// Everything a fixed-key verifier is, for one curve: `$krate` is the curve's crate, `$curve` its
 /// curve type, `$bytes` the length of its field elements and scalars, `$invert` and
-/// `$field_invert` its fastest scalar and field inversions.
+/// `$field_invert` its fastest scalar and field inversions (a method of the type or of
+/// `crypto-bigint`'s `Invert`, whose variable-time inversion `p192`'s types offer only there).
 macro_rules! fixed_key_curve {
     (
         $krate:ident,
@@ -53,6 +54,11 @@ macro_rules! fixed_key_curve {
     ) => {
         use std::sync::OnceLock;
 
+        #[allow(
+            unused_imports,
+            reason = "p256's types have inherent variable-time inversions"
+        )]
+        use $krate::elliptic_curve::bigint::Invert as _;
         use $krate::elliptic_curve::ff::PrimeField as _;
         use $krate::elliptic_curve::group::{Curve as _, Group as _};
         use $krate::elliptic_curve::hazmat::FieldArithmetic;
@@ -510,8 +516,8 @@ pub(crate) mod p192_tables {
         p192,
         NistP192,
         24,
-        invert,
-        invert,
+        invert_vartime,
+        invert_vartime,
         prime: [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
