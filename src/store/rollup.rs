@@ -95,9 +95,15 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// The slots of a cell index.
-    pub(crate) fn of_cell(index: u32) -> Self {
-        let slots = index / BASE_CELLS;
+    /// The slots of a cell index as one number (see [`Self::of_number`]): a report splitting
+    /// cells by slot files them under it.
+    pub(crate) fn number_of_cell(index: u32) -> usize {
+        (index / BASE_CELLS) as usize
+    }
+
+    /// The slots a number from [`Self::number_of_cell`] stands for.
+    pub(crate) fn of_number(number: usize) -> Self {
+        let slots = u32::try_from(number).unwrap_or(u32::MAX);
         Self { version: slots / 3, interaction: slots % 3 }
     }
 
@@ -963,8 +969,11 @@ mod tests {
         for (row, cells) in rows.iter().filter(|(k, _)| k.family == "source" && k.span == 1) {
             assert_eq!(row.source_identifier, "1234");
             for (&cell, &n) in cells {
-                let resolved =
-                    Slots::of_cell(cell).resolve((&row.protocol, &row.version, &row.interaction));
+                let resolved = Slots::of_number(Slots::number_of_cell(cell)).resolve((
+                    &row.protocol,
+                    &row.version,
+                    &row.interaction,
+                ));
                 let base = Cell::from_index(cell);
                 assert_eq!((base.window, base.value), (2, 8), "the slots leave the rest alone");
                 *seen.entry((row.date_kind, resolved)).or_insert(0) += n;
