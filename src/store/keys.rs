@@ -73,7 +73,7 @@ super::sql::sql_impl! {
             .bind(key.key_prefix.as_str())
             .bind(key.created_at_ms)
             .bind(networks.as_deref())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         Ok(ApiKey {
             id,
@@ -114,7 +114,7 @@ super::sql::sql_impl! {
         )
         .bind(at_ms)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         Ok(revoked.is_some())
     }

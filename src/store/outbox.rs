@@ -484,7 +484,7 @@ super::sql::sql_impl! {
         &self,
         new: &NewDestination,
     ) -> Result<StoredDestination, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO destinations (name, enabled, config, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4) RETURNING id",
@@ -523,7 +523,7 @@ super::sql::sql_impl! {
         id: i64,
         change: &NewDestination,
     ) -> Result<Option<StoredDestination>, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         // Enabling clears the automatic disabling and the failure run that led to it.
         let was_enabled: Option<(bool,)> =
             sqlx::query_as("SELECT enabled FROM destinations WHERE id = $1")
@@ -558,7 +558,7 @@ super::sql::sql_impl! {
     }
 
     pub(crate) async fn delete_destination(&self, id: i64) -> Result<bool, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         for table in ["delivery_attempts", "deliveries", "destination_state"] {
             QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE destination_id = "))
                 .push_bind(id)
@@ -604,7 +604,7 @@ super::sql::sql_impl! {
         now_ms: i64,
         max: u32,
     ) -> Result<Claim, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         // Lock the destination's state row: claims for one destination are serialized across
         // every receiver, which is what makes the concurrency cap and the token bucket global.
         let mut q = QueryBuilder::<DB>::new(
@@ -710,7 +710,7 @@ super::sql::sql_impl! {
         // Destination rows are locked in one order, so concurrent groups cannot deadlock.
         let mut order: Vec<usize> = (0..completions.len()).collect();
         order.sort_by_key(|&i| (completions[i].destination_id, completions[i].delivery_id));
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         let mut done = vec![None; completions.len()];
         for i in order {
             done[i] = Some(Self::complete_in(&mut tx, &completions[i]).await?);
@@ -921,7 +921,7 @@ super::sql::sql_impl! {
         else {
             return Ok(RetryResult::NotFound);
         };
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         let mut q = QueryBuilder::<DB>::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE destination_id = "
         ));
@@ -995,7 +995,7 @@ super::sql::sql_impl! {
                 continue;
             }
             counts.matched += i64::try_from(matching.len()).unwrap_or(0);
-            let mut tx = DB::begin_write(&self.pool).await?;
+            let mut tx = DB::begin_write(&self.writer).await?;
             let rows: Vec<DeliveryRow> = matching
                 .iter()
                 .map(|(id, app_id)| (r.destination_id, *id, *app_id, r.at_ms))

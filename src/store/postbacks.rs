@@ -179,7 +179,7 @@ super::sql::sql_impl! {
             }
         });
         let mut phases = PhaseTimer::start();
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         phases.end("begin");
         let mut outcomes = vec![None; items.len()];
         let mut deltas = Deltas::default();

@@ -90,7 +90,7 @@ pub(super) async fn connect(
     if options.migrate {
         MIGRATOR.run(&pool).await?;
     }
-    let store = SqlStore::new(pool);
+    let store = SqlStore::new(pool.clone(), pool);
     if options.migrate {
         store.build_rollup_if_needed().await?;
     }

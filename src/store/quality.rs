@@ -165,7 +165,7 @@ super::sql::sql_impl! {
         &self,
         a: &StoredAnomaly,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         let id: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO anomalies (app_id, ad_network_id, metric, day, expected, expected_low, \
              expected_high, observed, score, baseline_from, baseline_to, baseline_days, \
@@ -230,7 +230,7 @@ super::sql::sql_impl! {
         by: &str,
         at_ms: i64,
     ) -> Result<Option<StoredAnomaly>, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         sqlx::query(
             "UPDATE anomalies SET acknowledged_at = COALESCE(acknowledged_at, $3), \
              acknowledged_by = COALESCE(acknowledged_by, $4) WHERE app_id = $1 AND id = $2",
@@ -261,7 +261,7 @@ super::sql::sql_impl! {
             .bind(mute.metric.as_str())
             .bind(mute.muted_at)
             .bind(mute.muted_by.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
         } else {
             sqlx::query(
@@ -270,7 +270,7 @@ super::sql::sql_impl! {
             .bind(mute.app_id)
             .bind(mute.ad_network_id.as_str())
             .bind(mute.metric.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
         };
         Ok(DB::rows_affected(&result) > 0)
@@ -304,7 +304,7 @@ super::sql::sql_impl! {
         .bind(holder)
         .bind(now_ms + ttl_ms)
         .bind(now_ms)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         Ok(won.is_some())
     }

@@ -12,7 +12,7 @@ super::sql::sql_impl! {
         &self,
         new: &NewSchemaVersion,
     ) -> Result<StoredSchemaVersion, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         if let Some(lock) = DB::PERIODS_LOCK_EXCLUSIVE {
             sqlx::query(lock).execute(&mut *tx).await?;
         }

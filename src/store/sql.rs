@@ -75,10 +75,15 @@ pub(crate) trait Dialect: Database {
     const PERIODS_LOCK_EXCLUSIVE: Option<&'static str>;
 }
 
-/// A store over one sqlx pool; `SqlStore<Sqlite>` and `SqlStore<Postgres>` are the two backends.
+/// A store over sqlx pools; `SqlStore<Sqlite>` and `SqlStore<Postgres>` are the two backends.
 #[derive(Debug)]
 pub(crate) struct SqlStore<DB: Database> {
     pub(crate) pool: Pool<DB>,
+    /// Where every write runs. On SQLite a pool of one connection: the database takes one
+    /// writer at a time anyway, and a connection that is the only writer keeps its page cache
+    /// from one transaction to the next, where a write on another connection would make it
+    /// read every page again. On PostgreSQL the same pool as reads.
+    pub(crate) writer: Pool<DB>,
     /// Set when a write failed because the database could not store it (a full disk, a
     /// read-only or vanished file); cleared by the next write that succeeds. While set, the
     /// readiness check tries a small write itself, so a receiver taken out of rotation still
@@ -87,8 +92,8 @@ pub(crate) struct SqlStore<DB: Database> {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub(crate) fn new(pool: Pool<DB>) -> Self {
-        Self { pool, write_fault: std::sync::atomic::AtomicBool::new(false) }
+    pub(crate) fn new(pool: Pool<DB>, writer: Pool<DB>) -> Self {
+        Self { pool, writer, write_fault: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// Remember how a write went, for the readiness check.
@@ -262,7 +267,7 @@ sql_impl! {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         if self.write_fault.load(std::sync::atomic::Ordering::Relaxed) {
             let probe = async {
-                let mut tx = DB::begin_write(&self.pool).await?;
+                let mut tx = DB::begin_write(&self.writer).await?;
                 sqlx::query("UPDATE storage_probe SET at = at + 1 WHERE id = 1")
                     .execute(&mut *tx)
                     .await?;
@@ -294,7 +299,7 @@ sql_impl! {
         for row in rows {
             deltas.add(row.key.clone(), row.postbacks, row.unsigned_mismatch);
         }
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         Self::apply_deltas(&mut tx, deltas).await?;
         tx.commit().await?;
         Ok(())
@@ -604,7 +609,7 @@ sql_impl! {
         if built {
             return Ok(());
         }
-        let mut tx = DB::begin_write(&self.pool).await?;
+        let mut tx = DB::begin_write(&self.writer).await?;
         if let Some(lock) = DB::PERIODS_LOCK_EXCLUSIVE {
             sqlx::query(lock).execute(&mut *tx).await?;
         }
@@ -746,6 +751,7 @@ macro_rules! impl_store {
                 Self::pending_migrations(self).await
             }
             async fn close(&self) {
+                self.writer.close().await;
                 self.pool.close().await;
             }
         }
