@@ -60,7 +60,8 @@ pub struct ServeArgs {
     /// Default: 0 (write as soon as the previous group is done; groups form under load).
     #[arg(long, env = "SKAN_COMMIT_MAX_WAIT_MS", value_name = "MS")]
     pub commit_max_wait_ms: Option<u64>,
-    /// Largest database connection pool. Default: 8 (SQLite), 16 (PostgreSQL).
+    /// Largest database connection pool. Default: 8 (SQLite, which adds one connection for
+    /// every write), 16 (PostgreSQL).
     #[arg(long, env = "SKAN_DB_MAX_CONNECTIONS", value_name = "N")]
     pub db_max_connections: Option<u32>,
     /// How long a looked-up API key is kept in memory, in seconds (revocations are still checked
