@@ -11,7 +11,8 @@
 //! `X = r·Z²` (and `X = (r+n)·Z²` when `r + n < p`), with no field inversion.
 //!
 //! The field and scalar arithmetic is the curve crate's own (`p256`, `p192`); only the point
-//! formulas (EFD `madd-2004-hmv` and `dbl-2001-b`) and the table walk live here.
+//! formulas (EFD `madd-2004-hmv`, `add-1998-cmo-2` and `dbl-2001-b`), the table walk and, in
+//! [`super::order_inverse`], a faster variable-time inversion of `s` live here.
 //!
 //! **Variable time, on purpose.** Everything a verifier touches is public: the key, the message,
 //! the signature. Branching on digits and on special cases leaks nothing secret, so this code is
@@ -53,6 +54,8 @@ macro_rules! fixed_key_curve {
         order: $order:expr
     ) => {
         use std::sync::OnceLock;
+
+        use $crate::skan::order_inverse;
 
         #[allow(
             unused_imports,
@@ -217,6 +220,78 @@ macro_rules! fixed_key_curve {
                 *self = Self { x: x3, y: y3, z: z3, infinity: false };
             }
 
+            /// `a += pa` and `b += pb` at once: the same steps as [`Self::add_affine`], written
+            /// side by side so the processor overlaps the two independent chains of field
+            /// multiplications (each addition alone is mostly one chain). Infinity and the equal
+            /// and opposite cases go through [`Self::add_affine`], one at a time.
+            fn add_affine_pair(a: &mut Self, pa: &Affine, b: &mut Self, pb: &Affine) {
+                if a.infinity || b.infinity {
+                    a.add_affine(pa);
+                    b.add_affine(pb);
+                    return;
+                }
+                let a_z1z1 = a.z.square();
+                let b_z1z1 = b.z.square();
+                let a_h = pa.x * a_z1z1 - a.x;
+                let b_h = pb.x * b_z1z1 - b.x;
+                let a_r = pa.y * (a_z1z1 * a.z) - a.y;
+                let b_r = pb.y * (b_z1z1 * b.z) - b.y;
+                if bool::from(a_h.is_zero() | b_h.is_zero()) {
+                    a.add_affine(pa);
+                    b.add_affine(pb);
+                    return;
+                }
+                let a_hh = a_h.square();
+                let b_hh = b_h.square();
+                let a_hhh = a_hh * a_h;
+                let b_hhh = b_hh * b_h;
+                let a_v = a.x * a_hh;
+                let b_v = b.x * b_hh;
+                let a_x3 = a_r.square() - a_v.double() - a_hhh;
+                let b_x3 = b_r.square() - b_v.double() - b_hhh;
+                let a_y3 = a_r * (a_v - a_x3) - a.y * a_hhh;
+                let b_y3 = b_r * (b_v - b_x3) - b.y * b_hhh;
+                let a_z3 = a.z * a_h;
+                let b_z3 = b.z * b_h;
+                *a = Self { x: a_x3, y: a_y3, z: a_z3, infinity: false };
+                *b = Self { x: b_x3, y: b_y3, z: b_z3, infinity: false };
+            }
+
+            /// `self + other`, EFD `add-1998-cmo-2` (12M + 4S), with infinity and the equal and
+            /// opposite cases handled.
+            fn add(&mut self, other: &Self) {
+                if other.infinity {
+                    return;
+                }
+                if self.infinity {
+                    *self = *other;
+                    return;
+                }
+                let z1z1 = self.z.square();
+                let z2z2 = other.z.square();
+                let u1 = self.x * z2z2;
+                let u2 = other.x * z1z1;
+                let s1 = self.y * other.z * z2z2;
+                let s2 = other.y * self.z * z1z1;
+                let h = u2 - u1;
+                let r = s2 - s1;
+                if bool::from(h.is_zero()) {
+                    if bool::from(r.is_zero()) {
+                        self.double();
+                    } else {
+                        *self = Self::INFINITY;
+                    }
+                    return;
+                }
+                let hh = h.square();
+                let hhh = hh * h;
+                let v = u1 * hh;
+                let x3 = r.square() - hhh - v.double();
+                let y3 = r * (v - x3) - s1 * hhh;
+                let z3 = self.z * other.z * h;
+                *self = Self { x: x3, y: y3, z: z3, infinity: false };
+            }
+
             /// `2·self`, EFD `dbl-2001-b` for `a = -3` (3M + 5S).
             fn double(&mut self) {
                 if self.infinity || bool::from(self.y.is_zero()) {
@@ -331,9 +406,7 @@ macro_rules! fixed_key_curve {
                 signature: &$krate::ecdsa::Signature,
             ) -> bool {
                 let (r, s) = signature.split_scalars();
-                // s is non-zero and n prime: the inverse exists.
-                let s_inverse = Option::from((*s).$invert()).unwrap_or(Scalar::ZERO);
-                self.verify_with_inverse(digest, &r, &s_inverse)
+                self.verify_with_inverse(digest, &r, &invert_scalar(&s))
             }
 
             /// The verification proper, given `s⁻¹ mod n` (computed alone or for a whole batch).
@@ -349,24 +422,34 @@ macro_rules! fixed_key_curve {
                 // each other, so the processor overlaps their cache misses (P-256's two tables
                 // together outgrow a 1 MiB L2), where loading each beside its addition would wait
                 // for one miss at a time.
-                let mut entries = [Affine::ZERO; 2 * WINDOWS];
-                let mut count = 0;
+                let mut of_generator = [Affine::ZERO; WINDOWS];
+                let mut of_key = [Affine::ZERO; WINDOWS];
+                let (mut generator_count, mut key_count) = (0, 0);
                 for (row, (d1, d2)) in
                     signed_digits(&u1).into_iter().zip(signed_digits(&u2)).enumerate()
                 {
                     if d1 != 0 {
-                        entries[count] = generator.entry(row, d1);
-                        count += 1;
+                        of_generator[generator_count] = generator.entry(row, d1);
+                        generator_count += 1;
                     }
                     if d2 != 0 {
-                        entries[count] = self.key.entry(row, d2);
-                        count += 1;
+                        of_key[key_count] = self.key.entry(row, d2);
+                        key_count += 1;
                     }
                 }
-                let mut sum = Jacobian::INFINITY;
-                for entry in &entries[..count] {
-                    sum.add_affine(entry);
+                // Two sums, `u1·G` and `u2·Q`, added side by side and then together.
+                let (mut sum, mut key_sum) = (Jacobian::INFINITY, Jacobian::INFINITY);
+                let pairs = generator_count.min(key_count);
+                for (g, q) in of_generator[..pairs].iter().zip(&of_key[..pairs]) {
+                    Jacobian::add_affine_pair(&mut sum, g, &mut key_sum, q);
                 }
+                for g in &of_generator[pairs..generator_count] {
+                    sum.add_affine(g);
+                }
+                for q in &of_key[pairs..key_count] {
+                    key_sum.add_affine(q);
+                }
+                sum.add(&key_sum);
                 sum.x_matches(r)
             }
 
@@ -395,7 +478,7 @@ macro_rules! fixed_key_curve {
                     product *= s;
                 }
                 // Every s is non-zero and n is prime, so the product is invertible.
-                let mut inverse = Option::from(product.$invert()).unwrap_or(Scalar::ZERO);
+                let mut inverse = invert_scalar(&product);
                 let mut digits = vec![([0i16; WINDOWS], [0i16; WINDOWS]); items.len()];
                 for i in (0..items.len()).rev() {
                     let (r, s) = &scalars[i];
@@ -464,6 +547,33 @@ macro_rules! fixed_key_curve {
             Affine(Affine),
             /// After an exceptional addition.
             Jacobian(Jacobian),
+        }
+
+        /// The order, prepared for [`order_inverse::invert`].
+        const ORDER_MODULUS: order_inverse::Modulus =
+            order_inverse::Modulus::new(order_inverse::words_of_big_endian(&ORDER));
+
+        /// `s⁻¹ mod n` for a non-zero `s`: the safegcd inversion of [`order_inverse`], checked by
+        /// multiplying back, with the curve crate's own inversion behind it.
+        fn invert_scalar(s: &Scalar) -> Scalar {
+            let repr = s.to_repr();
+            let mut bytes = [0u8; BYTES];
+            bytes.copy_from_slice(&repr);
+            if let Some(words) =
+                order_inverse::invert(&order_inverse::words_of_big_endian(&bytes), &ORDER_MODULUS)
+            {
+                let mut inverse_bytes = FieldBytes::default();
+                for (i, word) in words.iter().enumerate().take(BYTES / 8) {
+                    inverse_bytes[BYTES - 8 * (i + 1)..BYTES - 8 * i]
+                        .copy_from_slice(&word.to_be_bytes());
+                }
+                if let Some(inverse) = Option::<Scalar>::from(Scalar::from_repr(inverse_bytes)) {
+                    if inverse * s == Scalar::ONE {
+                        return inverse;
+                    }
+                }
+            }
+            Option::from(s.$invert()).unwrap_or(Scalar::ZERO)
         }
 
         /// `u1 = z·s⁻¹` and `u2 = r·s⁻¹`, with `z` the leftmost bits of the digest, as many as the
@@ -668,6 +778,44 @@ mod tests {
         opposite.add_affine(&g);
         opposite.add_affine(&Affine { x: g.x, y: -g.y });
         assert!(opposite.infinity, "P + (-P) is the point at infinity");
+    }
+
+    #[test]
+    fn adding_two_jacobian_points_agrees_with_p256_in_every_case() {
+        let g = generator_table().entry(0, 1);
+        let x_of = |point: &Jacobian| point.x * point.z.invert().unwrap().square();
+        let x_of_multiple =
+            |k: u64| field_element(&(ProjectivePoint::GENERATOR * Scalar::from(k)).to_affine().x());
+        let multiple = |k: u64| {
+            let mut sum = Jacobian::INFINITY;
+            for _ in 0..k {
+                sum.add_affine(&g);
+            }
+            sum
+        };
+        let (two, three) = (multiple(2), multiple(3));
+        let mut five = two;
+        five.add(&three);
+        assert_eq!(x_of(&five), x_of_multiple(5));
+        let mut four = two;
+        four.add(&multiple(2));
+        assert_eq!(x_of(&four), x_of_multiple(4), "equal points double");
+        let mut zero = two;
+        zero.add(&Jacobian { y: -two.y, ..two });
+        assert!(zero.infinity, "P + (-P) is the point at infinity");
+        let mut same = three;
+        same.add(&Jacobian::INFINITY);
+        assert_eq!(x_of(&same), x_of_multiple(3));
+        let mut from_infinity = Jacobian::INFINITY;
+        from_infinity.add(&three);
+        assert_eq!(x_of(&from_infinity), x_of_multiple(3));
+
+        let (mut a, mut b) = (two, three);
+        Jacobian::add_affine_pair(&mut a, &g, &mut b, &g);
+        assert_eq!((x_of(&a), x_of(&b)), (x_of_multiple(3), x_of_multiple(4)));
+        let (mut a, mut b) = (multiple(1), three);
+        Jacobian::add_affine_pair(&mut a, &g, &mut b, &g);
+        assert_eq!((x_of(&a), x_of(&b)), (x_of_multiple(2), x_of_multiple(4)), "one doubles");
     }
 
     /// Both verifiers, on the same input.

@@ -12,6 +12,7 @@ mod error;
 mod fixed_key;
 mod json;
 mod keys;
+mod order_inverse;
 mod postback;
 mod sign;
 mod signature_cache;
