@@ -204,11 +204,7 @@ macro_rules! fixed_key_curve {
                 let h = p.x * z1z1 - self.x;
                 let r = p.y * (z1z1 * self.z) - self.y;
                 if bool::from(h.is_zero()) {
-                    if bool::from(r.is_zero()) {
-                        self.double();
-                    } else {
-                        *self = Self::INFINITY;
-                    }
+                    self.add_same_x(bool::from(r.is_zero()));
                     return;
                 }
                 let hh = h.square();
@@ -276,11 +272,7 @@ macro_rules! fixed_key_curve {
                 let h = u2 - u1;
                 let r = s2 - s1;
                 if bool::from(h.is_zero()) {
-                    if bool::from(r.is_zero()) {
-                        self.double();
-                    } else {
-                        *self = Self::INFINITY;
-                    }
+                    self.add_same_x(bool::from(r.is_zero()));
                     return;
                 }
                 let hh = h.square();
@@ -290,6 +282,16 @@ macro_rules! fixed_key_curve {
                 let y3 = r * (v - x3) - s1 * hhh;
                 let z3 = self.z * other.z * h;
                 *self = Self { x: x3, y: y3, z: z3, infinity: false };
+            }
+
+            /// The sum of `self` and a point with the same x-coordinate: twice `self` if the
+            /// y-coordinates agree too, else the point at infinity.
+            fn add_same_x(&mut self, same_y: bool) {
+                if same_y {
+                    self.double();
+                } else {
+                    *self = Self::INFINITY;
+                }
             }
 
             /// `2·self`, EFD `dbl-2001-b` for `a = -3` (3M + 5S).
