@@ -130,53 +130,49 @@ fn divsteps_62(mut eta: i64, mut f: u64, mut g: u64) -> (i64, [i64; 4]) {
 }
 
 /// `(f, g) = (u·f + v·g, q·f + r·g) / 2^62`, exactly.
-fn update_fg(f: &mut Signed62, g: &mut Signed62, &[u, v, q, r]: &[i64; 4]) {
-    let (u, v, q, r) = (i128::from(u), i128::from(v), i128::from(q), i128::from(r));
-    let mut cf = u * i128::from(f[0]) + v * i128::from(g[0]);
-    let mut cg = q * i128::from(f[0]) + r * i128::from(g[0]);
-    cf >>= LIMB_BITS;
-    cg >>= LIMB_BITS;
-    for i in 1..LIMBS {
-        cf += u * i128::from(f[i]) + v * i128::from(g[i]);
-        cg += q * i128::from(f[i]) + r * i128::from(g[i]);
-        f[i - 1] = low_limb(cf);
-        g[i - 1] = low_limb(cg);
-        cf >>= LIMB_BITS;
-        cg >>= LIMB_BITS;
-    }
-    f[LIMBS - 1] = top_limb(cf);
-    g[LIMBS - 1] = top_limb(cg);
+fn update_fg(f: &mut Signed62, g: &mut Signed62, matrix: &[i64; 4]) {
+    apply_matrix(f, g, matrix, &[0; LIMBS], 0, 0);
 }
 
 /// `(d, e) = (u·d + v·e, q·d + r·e) / 2^62 mod modulus`, kept within (-2·modulus, modulus): a
 /// multiple of the modulus is added to make each exactly divisible by 2^62.
-fn update_de(d: &mut Signed62, e: &mut Signed62, &[u, v, q, r]: &[i64; 4], modulus: &Modulus) {
+fn update_de(d: &mut Signed62, e: &mut Signed62, matrix: &[i64; 4], modulus: &Modulus) {
+    let [u, v, q, r] = *matrix;
     let d_negative = d[LIMBS - 1] >> 63;
     let e_negative = e[LIMBS - 1] >> 63;
     let mut md = (u & d_negative) + (v & e_negative);
     let mut me = (q & d_negative) + (r & e_negative);
-    let (u, v, q, r) = (i128::from(u), i128::from(v), i128::from(q), i128::from(r));
-    let mut cd = u * i128::from(d[0]) + v * i128::from(e[0]);
-    let mut ce = q * i128::from(d[0]) + r * i128::from(e[0]);
-    // Low 64 bits of cd and ce, as the two's complement they are.
-    let (cd_low, ce_low) = (cd as u64, ce as u64);
+    // Low 64 bits of the lowest limbs' sums, as the two's complement they are.
+    let cd_low = (u.wrapping_mul(d[0])).wrapping_add(v.wrapping_mul(e[0])) as u64;
+    let ce_low = (q.wrapping_mul(d[0])).wrapping_add(r.wrapping_mul(e[0])) as u64;
     md -= (modulus.inverse_62.wrapping_mul(cd_low).wrapping_add(md as u64) & LIMB_MASK) as i64;
     me -= (modulus.inverse_62.wrapping_mul(ce_low).wrapping_add(me as u64) & LIMB_MASK) as i64;
-    let (md, me) = (i128::from(md), i128::from(me));
-    cd += i128::from(modulus.limbs[0]) * md;
-    ce += i128::from(modulus.limbs[0]) * me;
-    cd >>= LIMB_BITS;
-    ce >>= LIMB_BITS;
-    for i in 1..LIMBS {
-        cd += u * i128::from(d[i]) + v * i128::from(e[i]) + i128::from(modulus.limbs[i]) * md;
-        ce += q * i128::from(d[i]) + r * i128::from(e[i]) + i128::from(modulus.limbs[i]) * me;
-        d[i - 1] = low_limb(cd);
-        e[i - 1] = low_limb(ce);
-        cd >>= LIMB_BITS;
-        ce >>= LIMB_BITS;
+    apply_matrix(d, e, matrix, &modulus.limbs, i128::from(md), i128::from(me));
+}
+
+/// `(a, b) = (u·a + v·b + ma·m, q·a + r·b + mb·m) / 2^62`, for sums whose low 62 bits are zero.
+fn apply_matrix(
+    a: &mut Signed62,
+    b: &mut Signed62,
+    &[u, v, q, r]: &[i64; 4],
+    m: &Signed62,
+    ma: i128,
+    mb: i128,
+) {
+    let (u, v, q, r) = (i128::from(u), i128::from(v), i128::from(q), i128::from(r));
+    let (mut ca, mut cb) = (0i128, 0i128);
+    for i in 0..LIMBS {
+        ca += u * i128::from(a[i]) + v * i128::from(b[i]) + i128::from(m[i]) * ma;
+        cb += q * i128::from(a[i]) + r * i128::from(b[i]) + i128::from(m[i]) * mb;
+        if i > 0 {
+            a[i - 1] = low_limb(ca);
+            b[i - 1] = low_limb(cb);
+        }
+        ca >>= LIMB_BITS;
+        cb >>= LIMB_BITS;
     }
-    d[LIMBS - 1] = top_limb(cd);
-    e[LIMBS - 1] = top_limb(ce);
+    a[LIMBS - 1] = top_limb(ca);
+    b[LIMBS - 1] = top_limb(cb);
 }
 
 fn low_limb(value: i128) -> i64 {
