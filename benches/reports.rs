@@ -7,7 +7,8 @@
 //! postbacks are not signed; each goes through the real parser and the ingest path's flattening
 //! to its aggregate key, and the aggregates are loaded through the store's bulk path. A sample of
 //! 1,000 signed postbacks from the same factory is run through the ingest preparation first and
-//! must verify. Then the standard report shapes over the last 90 days are timed.
+//! must verify. The rollup's ended blocks are sealed, as the service does on a schedule. Then the
+//! standard report shapes over the last 90 days are timed.
 //!
 //! Run: `cargo bench --bench reports`. `SKAN_BENCH_POSTBACKS` (default 10000000) sets the size,
 //! `SKAN_BENCH_DATABASE_URL` another database (e.g. PostgreSQL; it must be empty or built by this
@@ -126,6 +127,16 @@ fn main() {
             schemas.apply(APP as i64, schema, Some(from), "bench", None).await.expect("schema");
             build(store.as_ref(), postbacks).await;
         }
+        // The steady state the service keeps: every block that ended before today sealed.
+        let started = Instant::now();
+        let today = skan_receiver::skan::day_number(now.date_naive());
+        let sealed = store.seal_rollup(today).await.expect("seal");
+        println!(
+            "sealed {} values of {} rollup rows in {:.0}s",
+            sealed.values,
+            sealed.rows,
+            started.elapsed().as_secs_f64()
+        );
         if url.starts_with("postgres") {
             // The steady state autovacuum keeps: rollup appends leave dead row versions, and
             // plans need statistics (a server with autovacuum off, as in CI, has neither).

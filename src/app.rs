@@ -213,6 +213,15 @@ impl App {
                 crate::domain::quality::DetectionRules::default(),
             ))
         });
+        let sealing_task = settings.rollup_seal_interval.map(|every| {
+            let holder = format!("{}-{}", std::process::id(), rand::random::<u64>());
+            tokio::spawn(crate::report::sealing::run_schedule(
+                Arc::clone(&state.store),
+                Arc::clone(&state.clock),
+                holder,
+                every,
+            ))
+        });
         let dispatch_token = tokio_util::sync::CancellationToken::new();
         let dispatch_task = settings
             .dispatch_enabled
@@ -240,7 +249,7 @@ impl App {
         {
             tracing::warn!("deliveries in flight did not finish within the grace period");
         }
-        if let Some(task) = quality_task {
+        for task in [quality_task, sealing_task].into_iter().flatten() {
             task.abort();
         }
         if let Some(task) = metrics_server {

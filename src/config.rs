@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// lease in the database); 0 turns the schedule off. Default: 900.
     #[arg(long, env = "SKAN_QUALITY_INTERVAL_SECS", value_name = "SECS")]
     pub quality_interval_secs: Option<u64>,
+    /// Fold the report rollup's ended blocks into one value each every this many seconds (one
+    /// receiver at a time, by a lease in the database); 0 turns it off. Default: 600.
+    #[arg(long, env = "SKAN_ROLLUP_SEAL_INTERVAL_SECS", value_name = "SECS")]
+    pub rollup_seal_interval_secs: Option<u64>,
     /// Where people reach this service (`https://skan.example.com`), for the console links in
     /// alerts. Default: `http://` and the listen address.
     #[arg(long, env = "SKAN_PUBLIC_URL", value_name = "URL")]
@@ -356,6 +360,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How often anomalies are looked for (`None`: never on a schedule).
     pub quality_interval: Option<Duration>,
+    /// How often ended rollup blocks are sealed (`None`: never).
+    pub rollup_seal_interval: Option<Duration>,
     /// Where people reach this service, for links in alerts.
     pub public_url: String,
     /// Requests per second per client address on Apple's paths (0: unlimited).
@@ -493,6 +499,10 @@ impl Settings {
             header_timeout: Duration::from_secs(args.header_timeout_secs.unwrap_or(10).max(1)),
             public_url: public_url(args.public_url.as_deref(), args.listen.or(file.listen))?,
             quality_interval: match args.quality_interval_secs.unwrap_or(900) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            rollup_seal_interval: match args.rollup_seal_interval_secs.unwrap_or(600) {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },

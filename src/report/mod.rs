@@ -9,6 +9,7 @@ pub mod csv;
 mod group;
 pub mod measures;
 pub mod query;
+pub mod sealing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

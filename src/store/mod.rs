@@ -14,6 +14,7 @@ mod postgres;
 mod quality;
 mod reports;
 mod rollup;
+mod rollup_seal;
 mod schema_versions;
 mod sql;
 mod sqlite;
@@ -494,6 +495,15 @@ pub struct ApiKey {
     pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
+/// What one pass of [`ReportStore::seal_rollup`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealSummary {
+    /// Values written: a block's rows of one network, family and development flag.
+    pub values: u64,
+    /// Rollup rows folded into them.
+    pub rows: u64,
+}
+
 /// An app the receiver knows: the days its postbacks arrived on and its schema versions.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AppSummary {
@@ -612,6 +622,12 @@ pub trait ReportStore: Send + Sync + fmt::Debug {
 
     /// Every app with postbacks or a schema, by App Store ID.
     async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
+
+    /// Fold the rollup rows of blocks that end before `before_day` into one value per block,
+    /// network, family and development flag, where they are new or a quarter as many as the
+    /// value already holds. Reports read the same counts before and after; campaign shapes read
+    /// far fewer rows after. Each value is written in a transaction of its own.
+    async fn seal_rollup(&self, before_day: i64) -> Result<SealSummary, StoreError>;
 }
 
 /// Destinations and the delivery outbox: claims, completions, retries, replays.

@@ -477,17 +477,41 @@ super::sql::sql_impl! {
                 Self::push_versions(&mut q, &f.version);
             }
             Self::push_bool(&mut q, "development", &f.development);
+            // The same blocks' sealed values, in the same statement: a seal moves rows from one
+            // table to the other in one transaction, so one snapshot counts each row once.
+            q.push(" UNION ALL SELECT packed FROM report_rollup_sealed WHERE app_id = ");
+            q.push_bind(s.app_id);
+            q.push(" AND date_kind = ").push_bind(kind);
+            q.push(" AND span = ").push_bind(span);
+            q.push(" AND day >= ").push_bind(first);
+            q.push(" AND day <= ").push_bind(last);
+            Self::push_in(&mut q, "ad_network_id", named);
+            q.push(" AND family = ").push_bind(family.as_str());
+            Self::push_bool(&mut q, "development", &f.development);
             async move {
-                let packed: Option<Vec<u8>> = q.build_query_scalar().fetch_one(&self.pool).await?;
+                let packed: Vec<Option<Vec<u8>>> =
+                    q.build_query_scalar().fetch_all(&self.pool).await?;
                 Ok::<_, StoreError>((reported_day, sign, packed))
             }
         });
+        // A sealed value holds every row of its block and network: the filters the reads above
+        // put on the rows' keys, again for its rows.
+        let source_named = |source: &str| {
+            f.source_identifier.is_empty() || f.source_identifier.iter().any(|s| s == source)
+        };
         let mut reads = futures_util::stream::iter(reads).buffer_unordered(parallel);
         let mut corrupt = false;
         let mut slot_cells: Vec<Vec<(u32, i64)>> = Vec::new();
         while let Some(read) = reads.next().await {
-            let (reported_day, sign, packed) = read?;
-            let intact = rollup::each_packed(packed.as_deref().unwrap_or_default(), |row| {
+            let (reported_day, sign, values) = read?;
+            for packed in values.iter().flatten() {
+            let intact = rollup::each_packed(packed, |row| {
+                if !source_named(&row.source_identifier)
+                    || (family == rollup::Family::Version
+                        && !wanted(&row.protocol, &row.version, &row.interaction))
+                {
+                    return;
+                }
                 let text = |on: bool, text| if on { text } else { "" };
                 let mut group = rollup::GroupView {
                     day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
@@ -563,6 +587,7 @@ super::sql::sql_impl! {
                     "report_rollup returned a malformed packed row or counts blob".to_owned(),
                 ));
             }
+            }
         }
         Ok(if s.by_value {
             ReportData::Cells(cells.finish())
@@ -573,8 +598,8 @@ super::sql::sql_impl! {
 
 
     /// The networks with postbacks of the app between `from` and `to` (days of `kind`): the
-    /// version rows of the longest blocks over the range name them all (every postback is
-    /// counted in both families and every span), in a few hundred rows.
+    /// version rows and sealed values of the longest blocks over the range name them all (every
+    /// postback is counted in both families and every span), in a few hundred rows.
     async fn rollup_networks(
         &self,
         app_id: i64,
@@ -583,15 +608,18 @@ super::sql::sql_impl! {
         to: i64,
     ) -> Result<Vec<String>, StoreError> {
         let span = rollup::SPANS[rollup::SPANS.len() - 1];
-        let mut q = QueryBuilder::<DB>::new(
-            "SELECT DISTINCT ad_network_id FROM report_rollup WHERE app_id = ",
-        );
-        q.push_bind(app_id);
-        q.push(" AND date_kind = ").push_bind(kind.to_owned());
-        q.push(" AND span = ").push_bind(span);
-        q.push(" AND day >= ").push_bind(rollup::block_start(from, span));
-        q.push(" AND day <= ").push_bind(to);
-        q.push(" AND family = ").push_bind(rollup::Family::Version.as_str());
+        let mut q = QueryBuilder::<DB>::new("SELECT ad_network_id FROM report_rollup WHERE app_id = ");
+        for table in ["report_rollup", "report_rollup_sealed"] {
+            if table != "report_rollup" {
+                q.push(format!(" UNION SELECT ad_network_id FROM {table} WHERE app_id = "));
+            }
+            q.push_bind(app_id);
+            q.push(" AND date_kind = ").push_bind(kind.to_owned());
+            q.push(" AND span = ").push_bind(span);
+            q.push(" AND day >= ").push_bind(rollup::block_start(from, span));
+            q.push(" AND day <= ").push_bind(to);
+            q.push(" AND family = ").push_bind(rollup::Family::Version.as_str());
+        }
         Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
     }
 

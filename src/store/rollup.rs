@@ -501,6 +501,78 @@ pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a
     true
 }
 
+/// A packed row's key, owned: what sealing merges rows by.
+type PackedKey = (i64, i64, i64, String, String, String, String, String);
+
+fn packed_key(row: &PackedRow<'_>) -> PackedKey {
+    (
+        row.day,
+        row.campaign_id,
+        row.period_day,
+        row.ad_network_id.to_string(),
+        row.source_identifier.to_string(),
+        row.protocol.to_string(),
+        row.version.to_string(),
+        row.interaction.to_string(),
+    )
+}
+
+/// Write one row as [`each_packed`] reads it. A text is cut at a NUL character, as SQLite's
+/// `printf` cuts it when the database packs a row, so a row reads back alike from either.
+fn pack_row(out: &mut Vec<u8>, key: &PackedKey, counts: &[u8]) {
+    use std::io::Write as _;
+    let (day, campaign_id, period_day, network, source, protocol, version, interaction) = key;
+    let _ = write!(out, "{day};{campaign_id};{period_day};");
+    for text in [network, source, protocol, version, interaction] {
+        let text = text.split('\0').next().unwrap_or_default();
+        out.extend_from_slice(text.replace('\'', "''").as_bytes());
+        out.extend_from_slice(b"',");
+    }
+    let _ = write!(out, "{}:", counts.len());
+    out.extend_from_slice(counts);
+}
+
+/// Rows summed by key into one packed value (see [`each_packed`]), one run of cells per row,
+/// without zero cells or rows left without cells: how sealing folds a block's rows, and a
+/// sealed value's earlier content, into one value. `None` when a row's counts are malformed.
+/// Returns the value and the number of rows in it.
+pub(crate) fn merge_packed<'a>(
+    rows: impl IntoIterator<Item = PackedRow<'a>>,
+) -> Option<(Vec<u8>, usize)> {
+    let mut merged: BTreeMap<PackedKey, Cells> = BTreeMap::new();
+    for row in rows {
+        let cells = merged.entry(packed_key(&row)).or_default();
+        if !decode_each(row.counts, |cell, n| *cells.entry(cell).or_insert(0) += n) {
+            return None;
+        }
+    }
+    let mut out = Vec::new();
+    let mut count = 0;
+    for (key, cells) in merged {
+        let counts = encode(&cells);
+        if !counts.is_empty() {
+            pack_row(&mut out, &key, &counts);
+            count += 1;
+        }
+    }
+    Some((out, count))
+}
+
+/// Every row of a packed value, or `None` when it is malformed.
+pub(crate) fn packed_rows(bytes: &[u8]) -> Option<Vec<PackedRow<'_>>> {
+    let mut rows = Vec::new();
+    each_packed(bytes, |row| rows.push(row)).then_some(rows)
+}
+
+/// Whether a block whose rows were sealed into a value of `sealed_rows` rows (none yet: 0) is
+/// sealed again now that `open_rows` rows were written to it since: once they are a quarter as
+/// many. A seal rewrites the whole value, so resealing a block on every late postback would
+/// rewrite it over and over; this way each row is rewritten a bounded number of times on
+/// average, and a report reads at most a fifth more rows than a fully sealed block holds.
+pub(crate) fn reseal_due(open_rows: i64, sealed_rows: i64) -> bool {
+    open_rows > 0 && open_rows.saturating_mul(4) >= sealed_rows
+}
+
 /// Consecutive blocks of one span and sign: `(span, first block, last block, sign)`.
 pub(crate) type Run = (i64, i64, i64, i64);
 
@@ -1084,6 +1156,90 @@ mod tests {
         ] {
             assert!(!each_packed(bad, |_| {}), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn merging_packed_rows_sums_them_by_key_and_drops_what_cancels() {
+        let row = |campaign: i64, network: &'static str, cells: &[(u32, i64)]| {
+            let counts = encode(&cells.iter().copied().collect());
+            (campaign, network, counts)
+        };
+        let written = [
+            row(7, "a'b", &[(3, 2), (900, 1)]),
+            row(8, "n", &[(3, 5)]),
+            row(7, "a'b", &[(3, 1), (900, -1)]),
+            // Two runs of one row, as appends leave them.
+            row(9, "n", &[(1, 4)]),
+            row(9, "n", &[(1, -4)]),
+            row(10, "cut\0here", &[(2, 1)]),
+        ];
+        let mut first = Vec::new();
+        for (campaign, network, counts) in &written[..2] {
+            let key = (
+                5,
+                *campaign,
+                -1,
+                network.to_string(),
+                "12".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+            );
+            pack_row(&mut first, &key, counts);
+        }
+        let first_rows = packed_rows(&first).unwrap();
+        assert_eq!(first_rows.len(), 2);
+        assert_eq!(&*first_rows[0].ad_network_id, "a'b");
+        let (once, count) = merge_packed(first_rows.iter().cloned()).unwrap();
+        assert_eq!(
+            (once.as_slice(), count),
+            (first.as_slice(), 2),
+            "merging alone changes nothing"
+        );
+        let later: Vec<PackedRow<'_>> = written[2..]
+            .iter()
+            .map(|(campaign, network, counts)| PackedRow {
+                day: 5,
+                campaign_id: *campaign,
+                period_day: -1,
+                ad_network_id: Cow::Borrowed(network),
+                source_identifier: Cow::Borrowed("12"),
+                protocol: Cow::Borrowed(""),
+                version: Cow::Borrowed(""),
+                interaction: Cow::Borrowed(""),
+                counts,
+            })
+            .collect();
+        let (merged, count) = merge_packed(first_rows.into_iter().chain(later)).unwrap();
+        let rows = packed_rows(&merged).unwrap();
+        assert_eq!(count, 3);
+        type Summed = (i64, String, Vec<(u32, i64)>);
+        let summed: Vec<Summed> = rows
+            .iter()
+            .map(|r| {
+                let mut cells = Vec::new();
+                assert!(decode_each(r.counts, |c, n| cells.push((c, n))));
+                (r.campaign_id, r.ad_network_id.to_string(), cells)
+            })
+            .collect();
+        assert_eq!(
+            summed,
+            [
+                (7, "a'b".to_owned(), vec![(3, 3)]),
+                (8, "n".to_owned(), vec![(3, 5)]),
+                (10, "cut".to_owned(), vec![(2, 1)]),
+            ]
+        );
+        let broken = PackedRow { counts: &[0x80], ..rows[0].clone() };
+        assert!(merge_packed([broken]).is_none());
+    }
+
+    #[test]
+    fn a_block_is_resealed_once_its_open_rows_are_a_quarter_of_its_sealed_ones() {
+        assert!(reseal_due(1, 0));
+        assert!(!reseal_due(0, 0));
+        assert!(!reseal_due(24, 100));
+        assert!(reseal_due(25, 100));
     }
 
     #[test]

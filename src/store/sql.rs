@@ -622,6 +622,7 @@ sql_impl! {
         .await?;
         if !built {
             sqlx::query("DELETE FROM report_rollup").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM report_rollup_sealed").execute(&mut *tx).await?;
             let apps: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT app_id FROM aggregates")
                 .fetch_all(&mut *tx)
                 .await?;
@@ -876,6 +877,12 @@ macro_rules! impl_store {
                 &self,
             ) -> Result<Vec<$crate::store::AppSummary>, $crate::store::StoreError> {
                 Self::list_apps(self).await
+            }
+            async fn seal_rollup(
+                &self,
+                before_day: i64,
+            ) -> Result<$crate::store::SealSummary, $crate::store::StoreError> {
+                Self::seal_rollup(self, before_day).await
             }
         }
 

@@ -1,0 +1,27 @@
+-- Sealed rollup blocks: once a block has ended, its rollup rows of one network, family and
+-- development flag are folded into one value here (packed as reports read them) and deleted from
+-- `report_rollup`. A report of a campaign shape then reads a few values per block instead of a
+-- row per campaign. Rows written to a sealed block later go to `report_rollup` as before, and are
+-- folded in again once they are a quarter as many as the value holds (`packed_rows`). Reports sum
+-- both tables; counts are added, so a row is counted whichever table holds it.
+CREATE TABLE report_rollup_sealed (
+    app_id         BIGINT NOT NULL,
+    date_kind      TEXT NOT NULL,
+    span           BIGINT NOT NULL,
+    day            BIGINT NOT NULL,
+    ad_network_id  TEXT NOT NULL,
+    family         TEXT NOT NULL,
+    development    BOOLEAN NOT NULL,
+    packed_rows    BIGINT NOT NULL,
+    packed         BYTEA NOT NULL,
+    PRIMARY KEY (app_id, date_kind, span, day, ad_network_id, family, development)
+);
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        PERFORM create_distributed_table('report_rollup_sealed', 'app_id',
+                                         colocate_with => 'postbacks');
+    END IF;
+END
+$$;

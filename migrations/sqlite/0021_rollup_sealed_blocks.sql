@@ -1,0 +1,18 @@
+-- Sealed rollup blocks: once a block has ended, its rollup rows of one network, family and
+-- development flag are folded into one value here (packed as reports read them) and deleted from
+-- `report_rollup`. A report of a campaign shape then reads a few values per block instead of a
+-- row per campaign. Rows written to a sealed block later go to `report_rollup` as before, and are
+-- folded in again once they are a quarter as many as the value holds (`packed_rows`). Reports sum
+-- both tables; counts are added, so a row is counted whichever table holds it.
+CREATE TABLE report_rollup_sealed (
+    app_id         INTEGER NOT NULL,
+    date_kind      TEXT NOT NULL,
+    span           INTEGER NOT NULL,
+    day            INTEGER NOT NULL,
+    ad_network_id  TEXT NOT NULL,
+    family         TEXT NOT NULL,
+    development    BOOLEAN NOT NULL,
+    packed_rows    INTEGER NOT NULL,
+    packed         BLOB NOT NULL,
+    PRIMARY KEY (app_id, date_kind, span, day, ad_network_id, family, development)
+);

@@ -1,0 +1,184 @@
+//! Sealing the rollup's ended blocks: a block's rows of one network, family and development flag
+//! folded into one packed value in `report_rollup_sealed` (migration 0021).
+//!
+//! Why: a campaign report over 90 days reads every campaign's row in every block it covers, tens
+//! of thousands of rows, and each costs the database a few microseconds to pack (see
+//! `reports.rs`). Sealed, the same counts are a few hundred values. Writers never touch a sealed
+//! value: a postback counted in a sealed block appends to `report_rollup` as before, and reports
+//! add both tables, so a row is counted once whichever table holds it. A seal deletes the rows it
+//! folds in the same transaction, so a report (one statement per run of blocks) sees each row in
+//! exactly one table.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row as _};
+
+use super::{SealSummary, StoreError, rollup};
+
+/// The columns that name one sealed value, in the order [`block_of`] reads them.
+const BLOCK_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, development";
+
+/// One sealed value's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Block {
+    app_id: i64,
+    date_kind: String,
+    span: i64,
+    day: i64,
+    ad_network_id: String,
+    family: String,
+    development: bool,
+}
+
+/// One rollup row as a seal deletes it.
+type OpenRow = (i64, i64, i64, String, String, String, String, String, Vec<u8>);
+
+super::sql::sql_impl! {
+    pub(crate) async fn seal_rollup(&self, before_day: i64) -> Result<SealSummary, StoreError> {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {BLOCK_COLUMNS}, COUNT(*) FROM report_rollup WHERE day + span <= "
+        ));
+        q.push_bind(before_day).push(format!(" GROUP BY {BLOCK_COLUMNS}"));
+        let open = q.build().fetch_all(&self.pool).await?;
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {BLOCK_COLUMNS}, packed_rows FROM report_rollup_sealed WHERE day + span <= "
+        ));
+        q.push_bind(before_day);
+        let sealed: HashMap<Block, i64> = q
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((Self::block_of(row)?, row.try_get::<i64, _>(7)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut summary = SealSummary::default();
+        for row in &open {
+            let block = Self::block_of(row)?;
+            let rows: i64 = row.try_get(7)?;
+            if !rollup::reseal_due(rows, sealed.get(&block).copied().unwrap_or(0)) {
+                continue;
+            }
+            let folded = Self::seal_block(&self.writer, &block).await?;
+            if folded > 0 {
+                summary.values += 1;
+                summary.rows += folded;
+            }
+        }
+        Ok(summary)
+    }
+
+    fn block_of(row: &DB::Row) -> Result<Block, StoreError> {
+        Ok(Block {
+            app_id: row.try_get(0)?,
+            date_kind: row.try_get(1)?,
+            span: row.try_get(2)?,
+            day: row.try_get(3)?,
+            ad_network_id: row.try_get(4)?,
+            family: row.try_get(5)?,
+            development: row.try_get(6)?,
+        })
+    }
+
+    /// The block's key after a statement's `WHERE app_id = `.
+    fn push_block(q: &mut QueryBuilder<DB>, block: &Block) {
+        q.push_bind(block.app_id);
+        q.push(" AND date_kind = ").push_bind(block.date_kind.clone());
+        q.push(" AND span = ").push_bind(block.span);
+        q.push(" AND day = ").push_bind(block.day);
+        q.push(" AND ad_network_id = ").push_bind(block.ad_network_id.clone());
+        q.push(" AND family = ").push_bind(block.family.clone());
+        q.push(" AND development = ").push_bind(block.development);
+    }
+
+    /// Fold one block's rollup rows into its sealed value in one transaction; the number of rows
+    /// folded (0 when another receiver sealed the block first: it is left for the next pass).
+    async fn seal_block(writer: &sqlx::Pool<DB>, block: &Block) -> Result<u64, StoreError> {
+        let mut tx = DB::begin_write(writer).await?;
+        let mut q = QueryBuilder::<DB>::new("DELETE FROM report_rollup WHERE app_id = ");
+        Self::push_block(&mut q, block);
+        q.push(
+            " RETURNING day, campaign_id, period_day, ad_network_id, source_identifier, \
+             protocol, version, interaction, counts",
+        );
+        let open: Vec<OpenRow> = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                    row.try_get(6)?,
+                    row.try_get(7)?,
+                    row.try_get(8)?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let mut q = QueryBuilder::<DB>::new("SELECT packed FROM report_rollup_sealed WHERE app_id = ");
+        Self::push_block(&mut q, block);
+        q.push(DB::LOCK_ROW);
+        let existing: Option<Vec<u8>> = q.build_query_scalar().fetch_optional(&mut *tx).await?;
+        let earlier = match &existing {
+            Some(packed) => rollup::packed_rows(packed).ok_or_else(|| {
+                StoreError::Corrupt(format!("report_rollup_sealed value {block:?} is malformed"))
+            })?,
+            None => Vec::new(),
+        };
+        let folded = open.iter().map(|(day, campaign, period, network, source, protocol, version, interaction, counts)| {
+            rollup::PackedRow {
+                day: *day,
+                campaign_id: *campaign,
+                period_day: *period,
+                ad_network_id: Cow::Borrowed(network),
+                source_identifier: Cow::Borrowed(source),
+                protocol: Cow::Borrowed(protocol),
+                version: Cow::Borrowed(version),
+                interaction: Cow::Borrowed(interaction),
+                counts,
+            }
+        });
+        let (packed, rows) = rollup::merge_packed(earlier.into_iter().chain(folded))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("report_rollup rows of {block:?} hold a malformed blob"))
+            })?;
+        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+        if existing.is_some() {
+            let mut q = QueryBuilder::<DB>::new("UPDATE report_rollup_sealed SET packed_rows = ");
+            q.push_bind(rows).push(", packed = ").push_bind(packed.as_slice());
+            q.push(" WHERE app_id = ");
+            Self::push_block(&mut q, block);
+            q.build().execute(&mut *tx).await?;
+        } else {
+            let mut q = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, packed_rows, packed) VALUES ("
+            ));
+            q.push_bind(block.app_id);
+            q.push(", ").push_bind(block.date_kind.clone());
+            q.push(", ").push_bind(block.span);
+            q.push(", ").push_bind(block.day);
+            q.push(", ").push_bind(block.ad_network_id.clone());
+            q.push(", ").push_bind(block.family.clone());
+            q.push(", ").push_bind(block.development);
+            q.push(", ").push_bind(rows).push(", ").push_bind(packed.as_slice());
+            q.push(format!(") ON CONFLICT ({BLOCK_COLUMNS}) DO NOTHING"));
+            let written = q.build().execute(&mut *tx).await?;
+            if DB::rows_affected(&written) == 0 {
+                // Another receiver sealed this block since the read above; rolling back keeps
+                // the rows where they were.
+                tx.rollback().await?;
+                return Ok(0);
+            }
+        }
+        tx.commit().await?;
+        Ok(u64::try_from(open.len()).unwrap_or(u64::MAX))
+    }
+}
