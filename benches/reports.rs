@@ -13,7 +13,8 @@
 //! Run: `cargo bench --bench reports`. `SKAN_BENCH_POSTBACKS` (default 10000000) sets the size,
 //! `SKAN_BENCH_DATABASE_URL` another database (e.g. PostgreSQL; it must be empty or built by this
 //! benchmark), `SKAN_BENCH_RUNS` the timed runs per shape (default 5, after one warm-up),
-//! `SKAN_BENCH_SHAPES` a comma-separated list of words: only shapes whose name holds one run.
+//! `SKAN_BENCH_SHAPES` a comma-separated list of words: only shapes whose name holds one run,
+//! `SKAN_BENCH_SEAL=0` leaves the rollup's blocks unsealed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -127,10 +128,16 @@ fn main() {
             schemas.apply(APP as i64, schema, Some(from), "bench", None).await.expect("schema");
             build(store.as_ref(), postbacks).await;
         }
-        // The steady state the service keeps: every block that ended before today sealed.
+        // The steady state the service keeps: every block that ended before today sealed
+        // (`SKAN_BENCH_SEAL=0` leaves them open, to compare).
+        let seal = std::env::var("SKAN_BENCH_SEAL").map_or(true, |v| v != "0");
         let started = Instant::now();
         let today = skan_receiver::skan::day_number(now.date_naive());
-        let sealed = store.seal_rollup(today).await.expect("seal");
+        let sealed = if seal {
+            store.seal_rollup(today).await.expect("seal")
+        } else {
+            store::SealSummary::default()
+        };
         println!(
             "sealed {} values of {} rollup rows in {:.0}s",
             sealed.values,

@@ -387,52 +387,23 @@ super::sql::sql_impl! {
         let f = &s.filters;
         // Source rows keep the protocol, version and interaction in their cells; version rows,
         // a fraction as many, in their key.
-        let slotted = wants_source && wants_version;
         let family = if wants_version && !wants_source {
             rollup::Family::Version
         } else {
             rollup::Family::Source
         };
-        // The version and fidelity filters of `push_versions` and `push_in`, for the cells of
-        // source rows, whose keys do not hold them.
-        let aak_asked = f.version.iter().any(|v| v == "adattributionkit");
-        let wanted = |protocol: &str, version: &str, interaction: &str| {
-            (f.version.is_empty()
-                || match protocol {
-                    "adattributionkit" => aak_asked,
-                    _ => f.version.iter().any(|v| v == version),
-                })
-                && (f.interaction.is_empty() || f.interaction.iter().any(|i| i == interaction))
-        };
-        let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
-            (true, false) => Some(true),
-            (false, true) => Some(false),
-            _ => None,
-        };
-        let redownload = match (f.redownload.contains(&true), f.redownload.contains(&false)) {
-            (true, false) => Some(true),
-            (false, true) => Some(false),
-            _ => None,
-        };
-        let windows = &f.window;
-        let filtered = did_win.is_some() || redownload.is_some() || !windows.is_empty();
-        let keep = |cell: u32| {
-            if !filtered {
-                return true;
-            }
-            let window = rollup::Cell::window_of(cell) as i64;
-            let cell = rollup::Cell::from_index(cell);
-            did_win.is_none_or(|w| cell.did_win == w)
-                && redownload.is_none_or(|r| cell.is_redownload() == r)
-                && (windows.is_empty() || windows.contains(&window))
-        };
-        let mut totals = rollup::TotalsSums::default();
-        let mut cells = rollup::CellSums::default();
+        let summing = std::sync::Arc::new(PackedSums {
+            selection: s.clone(),
+            family,
+            slotted: wants_source && wants_version,
+            arrival,
+        });
         // Each run of blocks comes back packed in one value and is grouped here: grouping in the
         // database sorts every row, and the driver then costs microseconds per returned row.
         // Each run is cut into one piece per core, read on several connections at once (on
         // SQLite each connection has its own thread, so packing runs on every core), and each
-        // piece is grouped as it arrives while the others are still being read.
+        // piece is summed on a blocking thread of its own as it arrives, while the others are
+        // still being read or summed; the pieces' sums are then added together.
         // A report of a few campaigns names every network, so each read seeks their rows.
         let networks = match (f.source_identifier.is_empty(), f.ad_network_id.is_empty()) {
             (false, true) => self.rollup_networks(s.app_id, kind, s.from_day, s.to_day).await?,
@@ -488,106 +459,29 @@ super::sql::sql_impl! {
             Self::push_in(&mut q, "ad_network_id", named);
             q.push(" AND family = ").push_bind(family.as_str());
             Self::push_bool(&mut q, "development", &f.development);
+            let summing = std::sync::Arc::clone(&summing);
             async move {
-                let packed: Vec<Option<Vec<u8>>> =
+                let values: Vec<Option<Vec<u8>>> =
                     q.build_query_scalar().fetch_all(&self.pool).await?;
-                Ok::<_, StoreError>((reported_day, sign, packed))
+                let summed = tokio::task::spawn_blocking(move || {
+                    summing.sum(values.iter().flatten(), reported_day, sign)
+                })
+                .await
+                .map_err(|err| StoreError::Corrupt(format!("summing rollup rows failed: {err}")))?;
+                summed.ok_or_else(|| {
+                    StoreError::Corrupt(
+                        "report_rollup returned a malformed packed row or counts blob".to_owned(),
+                    )
+                })
             }
         });
-        // A sealed value holds every row of its block and network: the filters the reads above
-        // put on the rows' keys, again for its rows.
-        let source_named = |source: &str| {
-            f.source_identifier.is_empty() || f.source_identifier.iter().any(|s| s == source)
-        };
         let mut reads = futures_util::stream::iter(reads).buffer_unordered(parallel);
-        let mut corrupt = false;
-        let mut slot_cells: Vec<Vec<(u32, i64)>> = Vec::new();
+        let mut totals = rollup::TotalsSums::default();
+        let mut cells = rollup::CellSums::default();
         while let Some(read) = reads.next().await {
-            let (reported_day, sign, values) = read?;
-            for packed in values.iter().flatten() {
-            let intact = rollup::each_packed(packed, |row| {
-                if !source_named(&row.source_identifier)
-                    || (family == rollup::Family::Version
-                        && !wanted(&row.protocol, &row.version, &row.interaction))
-                {
-                    return;
-                }
-                let text = |on: bool, text| if on { text } else { "" };
-                let mut group = rollup::GroupView {
-                    day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
-                    ad_network_id: text(s.by_ad_network, &row.ad_network_id),
-                    source_identifier: text(s.by_source, &row.source_identifier),
-                    campaign_id: if s.by_source { row.campaign_id } else { -1 },
-                    protocol: "",
-                    version: "",
-                    interaction: "",
-                    // A block's own day is its install day only for single days (a week's
-                    // blocks can hold installs of two schema periods; the period decodes alike).
-                    install_day: if s.by_day() && !arrival && reported_day.is_none() {
-                        row.day
-                    } else {
-                        row.period_day
-                    },
-                };
-                let key = (&*row.protocol, &*row.version, &*row.interaction);
-                let intact = if slotted {
-                    // Each slot of the row's cells is a group of its own. A row of several
-                    // appended runs meets each slot once per run, so its cells are filed by slot
-                    // first: one group to find per slot (adding to the group at each run took
-                    // twice as long), without sorting the cells.
-                    for cells in &mut slot_cells {
-                        cells.clear();
-                    }
-                    let intact = rollup::decode_each(row.counts, |cell, n| {
-                        let number = rollup::Slots::number_of_cell(cell);
-                        if number >= slot_cells.len() {
-                            slot_cells.resize_with(number + 1, Vec::new);
-                        }
-                        slot_cells[number].push((cell, n));
-                    });
-                    for (number, same) in slot_cells.iter().enumerate() {
-                        if same.is_empty() {
-                            continue;
-                        }
-                        let slots = rollup::Slots::of_number(number);
-                        let (protocol, version, interaction) = slots.resolve(key);
-                        if !wanted(protocol, version, interaction) {
-                            continue;
-                        }
-                        let group = rollup::GroupView {
-                            protocol: text(s.by_version, protocol),
-                            version: text(s.by_version, version),
-                            interaction: text(s.by_interaction, interaction),
-                            ..group
-                        };
-                        let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
-                        for (cell, n) in same {
-                            if keep(*cell) {
-                                sums.add(*cell, sign * n);
-                            }
-                        }
-                    }
-                    intact
-                } else {
-                    let (protocol, version, interaction) = key;
-                    group.protocol = text(s.by_version, protocol);
-                    group.version = text(s.by_version, version);
-                    group.interaction = text(s.by_interaction, interaction);
-                    let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
-                    rollup::decode_each(row.counts, |cell, n| {
-                        if keep(cell) {
-                            sums.add(cell, sign * n);
-                        }
-                    })
-                };
-                corrupt |= !intact;
-            });
-            if corrupt || !intact {
-                return Err(StoreError::Corrupt(
-                    "report_rollup returned a malformed packed row or counts blob".to_owned(),
-                ));
-            }
-            }
+            let (piece_totals, piece_cells) = read?;
+            totals.merge(piece_totals);
+            cells.merge(piece_cells);
         }
         Ok(if s.by_value {
             ReportData::Cells(cells.finish())
@@ -595,7 +489,6 @@ super::sql::sql_impl! {
             ReportData::Totals(totals.finish())
         })
     }
-
 
     /// The networks with postbacks of the app between `from` and `to` (days of `kind`): the
     /// version rows and sealed values of the longest blocks over the range name them all (every
@@ -730,6 +623,154 @@ super::sql::sql_impl! {
         Ok(found)
     }
 
+}
+
+/// How a report's rollup read sums packed rows (see `rollup_rows`): the selection's groupings,
+/// and its filters again for sealed values, which hold every row of their block and network.
+struct PackedSums {
+    selection: ReportSelection,
+    family: rollup::Family,
+    /// Source rows split by the slots of their cells (grouped or filtered by campaign and by
+    /// version or fidelity).
+    slotted: bool,
+    /// Dates are arrival days.
+    arrival: bool,
+}
+
+impl PackedSums {
+    /// The rows of packed values summed per group; `None` when one is malformed.
+    fn sum<'v>(
+        &self,
+        values: impl Iterator<Item = &'v Vec<u8>>,
+        reported_day: Option<i64>,
+        sign: i64,
+    ) -> Option<(rollup::TotalsSums, rollup::CellSums)> {
+        let s = &self.selection;
+        let f = &s.filters;
+        // The version and fidelity filters of `push_versions` and `push_in`, for the cells of
+        // source rows and the rows of sealed values, whose keys the database did not filter.
+        let aak_asked = f.version.iter().any(|v| v == "adattributionkit");
+        let wanted = |protocol: &str, version: &str, interaction: &str| {
+            (f.version.is_empty()
+                || match protocol {
+                    "adattributionkit" => aak_asked,
+                    _ => f.version.iter().any(|v| v == version),
+                })
+                && (f.interaction.is_empty() || f.interaction.iter().any(|i| i == interaction))
+        };
+        let source_named = |source: &str| {
+            f.source_identifier.is_empty() || f.source_identifier.iter().any(|s| s == source)
+        };
+        let did_win = match (f.did_win.contains(&true), f.did_win.contains(&false)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        let redownload = match (f.redownload.contains(&true), f.redownload.contains(&false)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        let windows = &f.window;
+        let filtered = did_win.is_some() || redownload.is_some() || !windows.is_empty();
+        let keep = |cell: u32| {
+            if !filtered {
+                return true;
+            }
+            let window = rollup::Cell::window_of(cell) as i64;
+            let cell = rollup::Cell::from_index(cell);
+            did_win.is_none_or(|w| cell.did_win == w)
+                && redownload.is_none_or(|r| cell.is_redownload() == r)
+                && (windows.is_empty() || windows.contains(&window))
+        };
+        let mut totals = rollup::TotalsSums::default();
+        let mut cells = rollup::CellSums::default();
+        let mut corrupt = false;
+        let mut slot_cells: Vec<Vec<(u32, i64)>> = Vec::new();
+        for packed in values {
+            let intact = rollup::each_packed(packed, |row| {
+                if !source_named(&row.source_identifier)
+                    || (self.family == rollup::Family::Version
+                        && !wanted(&row.protocol, &row.version, &row.interaction))
+                {
+                    return;
+                }
+                let text = |on: bool, text| if on { text } else { "" };
+                let mut group = rollup::GroupView {
+                    day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
+                    ad_network_id: text(s.by_ad_network, &row.ad_network_id),
+                    source_identifier: text(s.by_source, &row.source_identifier),
+                    campaign_id: if s.by_source { row.campaign_id } else { -1 },
+                    protocol: "",
+                    version: "",
+                    interaction: "",
+                    // A block's own day is its install day only for single days (a week's
+                    // blocks can hold installs of two schema periods; the period decodes alike).
+                    install_day: if s.by_day() && !self.arrival && reported_day.is_none() {
+                        row.day
+                    } else {
+                        row.period_day
+                    },
+                };
+                let key = (&*row.protocol, &*row.version, &*row.interaction);
+                let intact = if self.slotted {
+                    // Each slot of the row's cells is a group of its own. A row of several
+                    // appended runs meets each slot once per run, so its cells are filed by slot
+                    // first: one group to find per slot (adding to the group at each run took
+                    // twice as long), without sorting the cells.
+                    for cells in &mut slot_cells {
+                        cells.clear();
+                    }
+                    let intact = rollup::decode_each(row.counts, |cell, n| {
+                        let number = rollup::Slots::number_of_cell(cell);
+                        if number >= slot_cells.len() {
+                            slot_cells.resize_with(number + 1, Vec::new);
+                        }
+                        slot_cells[number].push((cell, n));
+                    });
+                    for (number, same) in slot_cells.iter().enumerate() {
+                        if same.is_empty() {
+                            continue;
+                        }
+                        let slots = rollup::Slots::of_number(number);
+                        let (protocol, version, interaction) = slots.resolve(key);
+                        if !wanted(protocol, version, interaction) {
+                            continue;
+                        }
+                        let group = rollup::GroupView {
+                            protocol: text(s.by_version, protocol),
+                            version: text(s.by_version, version),
+                            interaction: text(s.by_interaction, interaction),
+                            ..group
+                        };
+                        let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
+                        for (cell, n) in same {
+                            if keep(*cell) {
+                                sums.add(*cell, sign * n);
+                            }
+                        }
+                    }
+                    intact
+                } else {
+                    let (protocol, version, interaction) = key;
+                    group.protocol = text(s.by_version, protocol);
+                    group.version = text(s.by_version, version);
+                    group.interaction = text(s.by_interaction, interaction);
+                    let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
+                    rollup::decode_each(row.counts, |cell, n| {
+                        if keep(cell) {
+                            sums.add(cell, sign * n);
+                        }
+                    })
+                };
+                corrupt |= !intact;
+            });
+            if corrupt || !intact {
+                return None;
+            }
+        }
+        Some((totals, cells))
+    }
 }
 
 /// One group's entry in the cell sums (when the report groups by value) or in the per-window

@@ -792,6 +792,26 @@ impl TotalsSums {
         }
     }
 
+    /// Add another piece's sums to these (each piece of a report is summed on its own thread).
+    pub(crate) fn merge(&mut self, other: Self) {
+        if self.groups.groups.is_empty() {
+            *self = other;
+            return;
+        }
+        for (group, window, counts) in &other.rows {
+            let Some(view) = other.groups.groups.get(*group as usize).map(GroupView::of) else {
+                continue;
+            };
+            let mut sums = self.group(view);
+            let row = sums.row_of(usize::from(*window));
+            if let Some((_, _, mine)) = sums.rows.get_mut(row) {
+                for (mine, theirs) in mine.iter_mut().zip(counts) {
+                    *mine += theirs;
+                }
+            }
+        }
+    }
+
     /// The totals rows (one per group and window), without those whose counts cancelled out
     /// (counts subtracted by overhanging blocks, or later moved to another period).
     pub(crate) fn finish(mut self) -> TotalsTable {
@@ -801,18 +821,23 @@ impl TotalsSums {
 }
 
 impl GroupTotals<'_> {
-    /// Add `n` postbacks of `cell` to the totals counts of its window.
-    pub(crate) fn add(&mut self, cell: u32, n: i64) {
-        let window = Cell::window_of(cell);
-        let row = match self.windows[window] {
-            u32::MAX => {
+    /// The group's row of `window`, made when first asked for.
+    fn row_of(&mut self, window: usize) -> usize {
+        match self.windows.get(window) {
+            Some(&u32::MAX) => {
                 self.rows.push((self.group, window as u8, [0; totals::COUNTS]));
                 let row = self.rows.len() - 1;
                 self.windows[window] = u32::try_from(row).unwrap_or(u32::MAX);
                 row
             }
-            row => row as usize,
-        };
+            Some(&row) => row as usize,
+            None => usize::MAX,
+        }
+    }
+
+    /// Add `n` postbacks of `cell` to the totals counts of its window.
+    pub(crate) fn add(&mut self, cell: u32, n: i64) {
+        let row = self.row_of(Cell::window_of(cell));
         let Some((_, _, counts)) = self.rows.get_mut(row) else { return };
         for column in TOTALS_CONTRIBUTIONS.of(Slots::base(cell)) {
             if let Some(count) = counts.get_mut(usize::from(*column)) {
@@ -837,6 +862,20 @@ impl CellSums {
             self.cells.push(foldhash::HashMap::default());
         }
         &mut self.cells[number]
+    }
+
+    /// Add another piece's sums to these (each piece of a report is summed on its own thread).
+    pub(crate) fn merge(&mut self, other: Self) {
+        if self.groups.groups.is_empty() {
+            *self = other;
+            return;
+        }
+        for (group, cells) in other.groups.groups.iter().zip(other.cells) {
+            let mine = self.group(GroupView::of(group));
+            for (cell, n) in cells {
+                *mine.entry(cell).or_insert(0) += n;
+            }
+        }
     }
 
     pub(crate) fn finish(self) -> Vec<CellGroup> {
