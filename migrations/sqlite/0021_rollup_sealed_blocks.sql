@@ -3,7 +3,9 @@
 -- `report_rollup`. A report of a campaign shape then reads a few values per block instead of a
 -- row per campaign. Rows written to a sealed block later go to `report_rollup` as before, and are
 -- folded in again once they are a quarter as many as the value holds (`packed_rows`). Reports sum
--- both tables; counts are added, so a row is counted whichever table holds it.
+-- both tables; counts are added, so a row is counted whichever table holds it. A value keeps each
+-- source identifier's rows together, and `source_index` gives their byte range, so a report of a
+-- few campaigns reads only their rows.
 CREATE TABLE report_rollup_sealed (
     app_id         INTEGER NOT NULL,
     date_kind      TEXT NOT NULL,
@@ -14,5 +16,6 @@ CREATE TABLE report_rollup_sealed (
     development    BOOLEAN NOT NULL,
     packed_rows    INTEGER NOT NULL,
     packed         BLOB NOT NULL,
+    source_index   BLOB NOT NULL,
     PRIMARY KEY (app_id, date_kind, span, day, ad_network_id, family, development)
 );

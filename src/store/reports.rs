@@ -417,7 +417,7 @@ super::sql::sql_impl! {
         });
         let reads = pieces.map(|(reported_day, (span, first, last, sign))| {
             let mut q = QueryBuilder::<DB>::new(format!(
-                "SELECT {} FROM report_rollup WHERE app_id = ",
+                "SELECT {}, NULL FROM report_rollup WHERE app_id = ",
                 match family {
                     rollup::Family::Source => DB::PACKED_SOURCE_ROWS,
                     rollup::Family::Version => DB::PACKED_VERSION_ROWS,
@@ -450,7 +450,7 @@ super::sql::sql_impl! {
             Self::push_bool(&mut q, "development", &f.development);
             // The same blocks' sealed values, in the same statement: a seal moves rows from one
             // table to the other in one transaction, so one snapshot counts each row once.
-            q.push(" UNION ALL SELECT packed FROM report_rollup_sealed WHERE app_id = ");
+            q.push(" UNION ALL SELECT packed, source_index FROM report_rollup_sealed WHERE app_id = ");
             q.push_bind(s.app_id);
             q.push(" AND date_kind = ").push_bind(kind);
             q.push(" AND span = ").push_bind(span);
@@ -461,10 +461,23 @@ super::sql::sql_impl! {
             Self::push_bool(&mut q, "development", &f.development);
             let summing = std::sync::Arc::clone(&summing);
             async move {
-                let values: Vec<Option<Vec<u8>>> =
-                    q.build_query_scalar().fetch_all(&self.pool).await?;
+                let values = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get::<Option<Vec<u8>>, _>(0)?,
+                            row.try_get::<Option<Vec<u8>>, _>(1)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
                 let summed = tokio::task::spawn_blocking(move || {
-                    summing.sum(values.iter().flatten(), reported_day, sign)
+                    let values = values.iter().filter_map(|(packed, index)| {
+                        packed.as_deref().map(|packed| (packed, index.as_deref()))
+                    });
+                    summing.sum(values, reported_day, sign)
                 })
                 .await
                 .map_err(|err| StoreError::Corrupt(format!("summing rollup rows failed: {err}")))?;
@@ -641,7 +654,7 @@ impl PackedSums {
     /// The rows of packed values summed per group; `None` when one is malformed.
     fn sum<'v>(
         &self,
-        values: impl Iterator<Item = &'v Vec<u8>>,
+        values: impl Iterator<Item = (&'v [u8], Option<&'v [u8]>)>,
         reported_day: Option<i64>,
         sign: i64,
     ) -> Option<(rollup::TotalsSums, rollup::CellSums)> {
@@ -685,87 +698,106 @@ impl PackedSums {
         };
         let mut totals = rollup::TotalsSums::default();
         let mut cells = rollup::CellSums::default();
-        let mut corrupt = false;
+        let corrupt = std::cell::Cell::new(false);
         let mut slot_cells: Vec<Vec<(u32, i64)>> = Vec::new();
-        for packed in values {
-            let intact = rollup::each_packed(packed, |row| {
-                if !source_named(&row.source_identifier)
-                    || (self.family == rollup::Family::Version
-                        && !wanted(&row.protocol, &row.version, &row.interaction))
-                {
-                    return;
-                }
-                let text = |on: bool, text| if on { text } else { "" };
-                let mut group = rollup::GroupView {
-                    day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
-                    ad_network_id: text(s.by_ad_network, &row.ad_network_id),
-                    source_identifier: text(s.by_source, &row.source_identifier),
-                    campaign_id: if s.by_source { row.campaign_id } else { -1 },
-                    protocol: "",
-                    version: "",
-                    interaction: "",
-                    // A block's own day is its install day only for single days (a week's
-                    // blocks can hold installs of two schema periods; the period decodes alike).
-                    install_day: if s.by_day() && !self.arrival && reported_day.is_none() {
-                        row.day
-                    } else {
-                        row.period_day
-                    },
-                };
-                let key = (&*row.protocol, &*row.version, &*row.interaction);
-                let intact = if self.slotted {
-                    // Each slot of the row's cells is a group of its own. A row of several
-                    // appended runs meets each slot once per run, so its cells are filed by slot
-                    // first: one group to find per slot (adding to the group at each run took
-                    // twice as long), without sorting the cells.
-                    for cells in &mut slot_cells {
-                        cells.clear();
-                    }
-                    let intact = rollup::decode_each(row.counts, |cell, n| {
-                        let number = rollup::Slots::number_of_cell(cell);
-                        if number >= slot_cells.len() {
-                            slot_cells.resize_with(number + 1, Vec::new);
-                        }
-                        slot_cells[number].push((cell, n));
-                    });
-                    for (number, same) in slot_cells.iter().enumerate() {
-                        if same.is_empty() {
-                            continue;
-                        }
-                        let slots = rollup::Slots::of_number(number);
-                        let (protocol, version, interaction) = slots.resolve(key);
-                        if !wanted(protocol, version, interaction) {
-                            continue;
-                        }
-                        let group = rollup::GroupView {
-                            protocol: text(s.by_version, protocol),
-                            version: text(s.by_version, version),
-                            interaction: text(s.by_interaction, interaction),
-                            ..group
-                        };
-                        let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
-                        for (cell, n) in same {
-                            if keep(*cell) {
-                                sums.add(*cell, sign * n);
-                            }
-                        }
-                    }
-                    intact
+        let mut on_row = |row: rollup::PackedRow<'_>| {
+            if !source_named(&row.source_identifier)
+                || (self.family == rollup::Family::Version
+                    && !wanted(&row.protocol, &row.version, &row.interaction))
+            {
+                return;
+            }
+            let text = |on: bool, text| if on { text } else { "" };
+            let mut group = rollup::GroupView {
+                day: if s.by_day() { reported_day.unwrap_or(row.day) } else { 0 },
+                ad_network_id: text(s.by_ad_network, &row.ad_network_id),
+                source_identifier: text(s.by_source, &row.source_identifier),
+                campaign_id: if s.by_source { row.campaign_id } else { -1 },
+                protocol: "",
+                version: "",
+                interaction: "",
+                // A block's own day is its install day only for single days (a week's
+                // blocks can hold installs of two schema periods; the period decodes alike).
+                install_day: if s.by_day() && !self.arrival && reported_day.is_none() {
+                    row.day
                 } else {
-                    let (protocol, version, interaction) = key;
-                    group.protocol = text(s.by_version, protocol);
-                    group.version = text(s.by_version, version);
-                    group.interaction = text(s.by_interaction, interaction);
+                    row.period_day
+                },
+            };
+            let key = (&*row.protocol, &*row.version, &*row.interaction);
+            let intact = if self.slotted {
+                // Each slot of the row's cells is a group of its own. A row of several
+                // appended runs meets each slot once per run, so its cells are filed by slot
+                // first: one group to find per slot (adding to the group at each run took
+                // twice as long), without sorting the cells.
+                for cells in &mut slot_cells {
+                    cells.clear();
+                }
+                let intact = rollup::decode_each(row.counts, |cell, n| {
+                    let number = rollup::Slots::number_of_cell(cell);
+                    if number >= slot_cells.len() {
+                        slot_cells.resize_with(number + 1, Vec::new);
+                    }
+                    slot_cells[number].push((cell, n));
+                });
+                for (number, same) in slot_cells.iter().enumerate() {
+                    if same.is_empty() {
+                        continue;
+                    }
+                    let slots = rollup::Slots::of_number(number);
+                    let (protocol, version, interaction) = slots.resolve(key);
+                    if !wanted(protocol, version, interaction) {
+                        continue;
+                    }
+                    let group = rollup::GroupView {
+                        protocol: text(s.by_version, protocol),
+                        version: text(s.by_version, version),
+                        interaction: text(s.by_interaction, interaction),
+                        ..group
+                    };
                     let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
-                    rollup::decode_each(row.counts, |cell, n| {
-                        if keep(cell) {
-                            sums.add(cell, sign * n);
+                    for (cell, n) in same {
+                        if keep(*cell) {
+                            sums.add(*cell, sign * n);
                         }
-                    })
-                };
-                corrupt |= !intact;
-            });
-            if corrupt || !intact {
+                    }
+                }
+                intact
+            } else {
+                let (protocol, version, interaction) = key;
+                group.protocol = text(s.by_version, protocol);
+                group.version = text(s.by_version, version);
+                group.interaction = text(s.by_interaction, interaction);
+                let mut sums = GroupSums::of(&mut cells, &mut totals, s.by_value, group);
+                rollup::decode_each(row.counts, |cell, n| {
+                    if keep(cell) {
+                        sums.add(cell, sign * n);
+                    }
+                })
+            };
+            corrupt.set(corrupt.get() || !intact);
+        };
+        for (packed, index) in values {
+            // A sealed value's index names the rows of each source identifier, so a report of a
+            // few campaigns reads only theirs.
+            let intact = match index.filter(|_| !f.source_identifier.is_empty()) {
+                Some(index) => {
+                    let mut ranges = Vec::new();
+                    let indexed = rollup::each_source_range(index, |source, start, end| {
+                        if source_named(&source) {
+                            ranges.push((start, end));
+                        }
+                    });
+                    indexed
+                        && ranges.into_iter().all(|(start, end)| {
+                            packed
+                                .get(start..end)
+                                .is_some_and(|rows| rollup::each_packed(rows, &mut on_row))
+                        })
+                }
+                None => rollup::each_packed(packed, &mut on_row),
+            };
+            if corrupt.get() || !intact {
                 return None;
             }
         }

@@ -433,6 +433,39 @@ pub(crate) struct PackedRow<'a> {
     pub(crate) counts: &'a [u8],
 }
 
+/// A decimal ended by `end`, read from `at` on.
+fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
+    let len = bytes.get(*at..)?.iter().position(|b| *b == end)?;
+    let text = std::str::from_utf8(&bytes[*at..*at + len]).ok()?;
+    *at += len + 1;
+    text.parse().ok()
+}
+/// A text quoted as in a packed row (see [`each_packed`]), read from `at` on.
+fn quoted<'a>(bytes: &'a [u8], at: &mut usize) -> Option<Cow<'a, str>> {
+    let start = *at;
+    let mut unescaped: Option<Vec<u8>> = None;
+    let mut from = start;
+    loop {
+        let quote = from + bytes.get(from..)?.iter().position(|b| *b == b'\'')?;
+        match *bytes.get(quote + 1)? {
+            b'\'' => {
+                unescaped.get_or_insert_with(Vec::new).extend(&bytes[from..=quote]);
+                from = quote + 2;
+            }
+            b',' => {
+                *at = quote + 2;
+                return match unescaped {
+                    None => std::str::from_utf8(&bytes[start..quote]).ok().map(Cow::Borrowed),
+                    Some(mut text) => {
+                        text.extend(&bytes[from..quote]);
+                        String::from_utf8(text).ok().map(Cow::Owned)
+                    }
+                };
+            }
+            _ => return None,
+        }
+    }
+}
 /// Call `each` for every row of a packed value; `false` when it is malformed. The database
 /// writes each row as its day, campaign and period as decimals ended by `;`, then the network,
 /// source identifier, protocol, version and interaction each quoted as SQLite's `printf('%q')`
@@ -442,37 +475,6 @@ pub(crate) struct PackedRow<'a> {
 /// `printf` and no length to measure per text (a length costs it a `printf` of its own, as
 /// `%s` stops at a NUL and the length must be of what it writes).
 pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a>)) -> bool {
-    fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
-        let len = bytes.get(*at..)?.iter().position(|b| *b == end)?;
-        let text = std::str::from_utf8(&bytes[*at..*at + len]).ok()?;
-        *at += len + 1;
-        text.parse().ok()
-    }
-    fn quoted<'a>(bytes: &'a [u8], at: &mut usize) -> Option<Cow<'a, str>> {
-        let start = *at;
-        let mut unescaped: Option<Vec<u8>> = None;
-        let mut from = start;
-        loop {
-            let quote = from + bytes.get(from..)?.iter().position(|b| *b == b'\'')?;
-            match *bytes.get(quote + 1)? {
-                b'\'' => {
-                    unescaped.get_or_insert_with(Vec::new).extend(&bytes[from..=quote]);
-                    from = quote + 2;
-                }
-                b',' => {
-                    *at = quote + 2;
-                    return match unescaped {
-                        None => std::str::from_utf8(&bytes[start..quote]).ok().map(Cow::Borrowed),
-                        Some(mut text) => {
-                            text.extend(&bytes[from..quote]);
-                            String::from_utf8(text).ok().map(Cow::Owned)
-                        }
-                    };
-                }
-                _ => return None,
-            }
-        }
-    }
     let mut at = 0;
     while at < bytes.len() {
         let row = (|| {
@@ -501,44 +503,58 @@ pub(crate) fn each_packed<'a>(bytes: &'a [u8], mut each: impl FnMut(PackedRow<'a
     true
 }
 
-/// A packed row's key, owned: what sealing merges rows by.
-type PackedKey = (i64, i64, i64, String, String, String, String, String);
+/// A packed row's key, owned, source identifier first: what sealing merges rows by, in the
+/// order a sealed value keeps them (each source identifier's rows together, see
+/// [`each_source_range`]). A text is cut at a NUL character, as SQLite's `printf` cuts it when
+/// the database packs a row, so a row reads back alike from either table.
+type PackedKey = (String, i64, i64, i64, String, String, String, String);
 
 fn packed_key(row: &PackedRow<'_>) -> PackedKey {
+    let text = |text: &str| text.split('\0').next().unwrap_or_default().to_owned();
     (
+        text(&row.source_identifier),
         row.day,
         row.campaign_id,
         row.period_day,
-        row.ad_network_id.to_string(),
-        row.source_identifier.to_string(),
-        row.protocol.to_string(),
-        row.version.to_string(),
-        row.interaction.to_string(),
+        text(&row.ad_network_id),
+        text(&row.protocol),
+        text(&row.version),
+        text(&row.interaction),
     )
 }
 
-/// Write one row as [`each_packed`] reads it. A text is cut at a NUL character, as SQLite's
-/// `printf` cuts it when the database packs a row, so a row reads back alike from either.
+/// Write a text as [`quoted`] reads it.
+fn put_quoted(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.replace('\'', "''").as_bytes());
+    out.extend_from_slice(b"',");
+}
+
+/// Write one row as [`each_packed`] reads it.
 fn pack_row(out: &mut Vec<u8>, key: &PackedKey, counts: &[u8]) {
     use std::io::Write as _;
-    let (day, campaign_id, period_day, network, source, protocol, version, interaction) = key;
+    let (source, day, campaign_id, period_day, network, protocol, version, interaction) = key;
     let _ = write!(out, "{day};{campaign_id};{period_day};");
     for text in [network, source, protocol, version, interaction] {
-        let text = text.split('\0').next().unwrap_or_default();
-        out.extend_from_slice(text.replace('\'', "''").as_bytes());
-        out.extend_from_slice(b"',");
+        put_quoted(out, text);
     }
     let _ = write!(out, "{}:", counts.len());
     out.extend_from_slice(counts);
 }
 
-/// Rows summed by key into one packed value (see [`each_packed`]), one run of cells per row,
-/// without zero cells or rows left without cells: how sealing folds a block's rows, and a
-/// sealed value's earlier content, into one value. `None` when a row's counts are malformed.
-/// Returns the value and the number of rows in it.
-pub(crate) fn merge_packed<'a>(
-    rows: impl IntoIterator<Item = PackedRow<'a>>,
-) -> Option<(Vec<u8>, usize)> {
+/// A sealed value: its packed rows, the byte range of each source identifier's rows in them
+/// (see [`each_source_range`]), and how many rows it holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    pub(crate) packed: Vec<u8>,
+    pub(crate) sources: Vec<u8>,
+    pub(crate) rows: usize,
+}
+
+/// Rows summed by key into one sealed value, one run of cells per row, without zero cells or
+/// rows left without cells: how sealing folds a block's rows, and a sealed value's earlier
+/// content, into one value. `None` when a row's counts are malformed.
+pub(crate) fn merge_packed<'a>(rows: impl IntoIterator<Item = PackedRow<'a>>) -> Option<Sealed> {
+    use std::io::Write as _;
     let mut merged: BTreeMap<PackedKey, Cells> = BTreeMap::new();
     for row in rows {
         let cells = merged.entry(packed_key(&row)).or_default();
@@ -546,16 +562,52 @@ pub(crate) fn merge_packed<'a>(
             return None;
         }
     }
-    let mut out = Vec::new();
-    let mut count = 0;
+    let mut sealed = Sealed::default();
+    let mut run: Option<(String, usize)> = None;
+    let close = |sources: &mut Vec<u8>, run: Option<(String, usize)>, end: usize| {
+        if let Some((source, start)) = run.filter(|(_, start)| *start < end) {
+            put_quoted(sources, &source);
+            let _ = write!(sources, "{start};{end};");
+        }
+    };
     for (key, cells) in merged {
         let counts = encode(&cells);
-        if !counts.is_empty() {
-            pack_row(&mut out, &key, &counts);
-            count += 1;
+        if counts.is_empty() {
+            continue;
+        }
+        if run.as_ref().is_none_or(|(source, _)| *source != key.0) {
+            close(&mut sealed.sources, run.take(), sealed.packed.len());
+            run = Some((key.0.clone(), sealed.packed.len()));
+        }
+        pack_row(&mut sealed.packed, &key, &counts);
+        sealed.rows += 1;
+    }
+    close(&mut sealed.sources, run, sealed.packed.len());
+    Some(sealed)
+}
+
+/// Call `each(source identifier, start, end)` for each source identifier of a sealed value's
+/// index: its rows are `packed[start..end]`. The index is each source identifier quoted as in a
+/// packed row, then its range as two decimals each ended by `;`. `false` when it is malformed.
+/// A report of a few campaigns reads only their rows of a value that holds every campaign's.
+pub(crate) fn each_source_range<'a>(
+    index: &'a [u8],
+    mut each: impl FnMut(Cow<'a, str>, usize, usize),
+) -> bool {
+    let mut at = 0;
+    while at < index.len() {
+        let entry = (|| {
+            let source = quoted(index, &mut at)?;
+            let start = usize::try_from(int(index, &mut at, b';')?).ok()?;
+            let end = usize::try_from(int(index, &mut at, b';')?).ok()?;
+            (start <= end).then_some((source, start, end))
+        })();
+        match entry {
+            Some((source, start, end)) => each(source, start, end),
+            None => return false,
         }
     }
-    Some((out, count))
+    true
 }
 
 /// Every row of a packed value, or `None` when it is malformed.
@@ -1198,79 +1250,74 @@ mod tests {
     }
 
     #[test]
-    fn merging_packed_rows_sums_them_by_key_and_drops_what_cancels() {
-        let row = |campaign: i64, network: &'static str, cells: &[(u32, i64)]| {
-            let counts = encode(&cells.iter().copied().collect());
-            (campaign, network, counts)
-        };
-        let written = [
-            row(7, "a'b", &[(3, 2), (900, 1)]),
-            row(8, "n", &[(3, 5)]),
-            row(7, "a'b", &[(3, 1), (900, -1)]),
-            // Two runs of one row, as appends leave them.
-            row(9, "n", &[(1, 4)]),
-            row(9, "n", &[(1, -4)]),
-            row(10, "cut\0here", &[(2, 1)]),
+    fn merging_packed_rows_sums_them_by_key_and_indexes_each_source_identifier() {
+        type Written<'a> = (i64, &'a str, &'a str, &'a [(u32, i64)]);
+        let written: [Written<'_>; 7] = [
+            (7, "a'b", "12", &[(3, 2), (900, 1)]),
+            (8, "n", "12", &[(3, 5)]),
+            (7, "a'b", "12", &[(3, 1), (900, -1)]),
+            // Two runs of one row, as appends leave them: they cancel, and the row goes.
+            (9, "n", "3'4", &[(1, 4)]),
+            (9, "n", "3'4", &[(1, -4)]),
+            (10, "cut\0here", "12", &[(2, 1)]),
+            (11, "n", "05", &[(2, 6)]),
         ];
-        let mut first = Vec::new();
-        for (campaign, network, counts) in &written[..2] {
-            let key = (
-                5,
-                *campaign,
-                -1,
-                network.to_string(),
-                "12".into(),
-                "".into(),
-                "".into(),
-                "".into(),
-            );
-            pack_row(&mut first, &key, counts);
-        }
-        let first_rows = packed_rows(&first).unwrap();
-        assert_eq!(first_rows.len(), 2);
-        assert_eq!(&*first_rows[0].ad_network_id, "a'b");
-        let (once, count) = merge_packed(first_rows.iter().cloned()).unwrap();
-        assert_eq!(
-            (once.as_slice(), count),
-            (first.as_slice(), 2),
-            "merging alone changes nothing"
-        );
-        let later: Vec<PackedRow<'_>> = written[2..]
-            .iter()
-            .map(|(campaign, network, counts)| PackedRow {
+        let blobs: Vec<Vec<u8>> =
+            written.iter().map(|(.., cells)| encode(&cells.iter().copied().collect())).collect();
+        let rows =
+            written.iter().zip(&blobs).map(|((campaign, network, source, _), counts)| PackedRow {
                 day: 5,
                 campaign_id: *campaign,
                 period_day: -1,
-                ad_network_id: Cow::Borrowed(network),
-                source_identifier: Cow::Borrowed("12"),
+                ad_network_id: Cow::Borrowed(*network),
+                source_identifier: Cow::Borrowed(*source),
                 protocol: Cow::Borrowed(""),
                 version: Cow::Borrowed(""),
                 interaction: Cow::Borrowed(""),
                 counts,
-            })
-            .collect();
-        let (merged, count) = merge_packed(first_rows.into_iter().chain(later)).unwrap();
-        let rows = packed_rows(&merged).unwrap();
-        assert_eq!(count, 3);
-        type Summed = (i64, String, Vec<(u32, i64)>);
-        let summed: Vec<Summed> = rows
-            .iter()
-            .map(|r| {
-                let mut cells = Vec::new();
-                assert!(decode_each(r.counts, |c, n| cells.push((c, n))));
-                (r.campaign_id, r.ad_network_id.to_string(), cells)
-            })
-            .collect();
+            });
+        let sealed = merge_packed(rows).unwrap();
+        type Summed = (String, i64, String, Vec<(u32, i64)>);
+        let read = |packed: &[u8]| -> Vec<Summed> {
+            packed_rows(packed)
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let mut cells = Vec::new();
+                    assert!(decode_each(r.counts, |c, n| cells.push((c, n))));
+                    (
+                        r.source_identifier.to_string(),
+                        r.campaign_id,
+                        r.ad_network_id.to_string(),
+                        cells,
+                    )
+                })
+                .collect()
+        };
+        let expected: Vec<Summed> = vec![
+            ("05".into(), 11, "n".into(), vec![(2, 6)]),
+            ("12".into(), 7, "a'b".into(), vec![(3, 3)]),
+            ("12".into(), 8, "n".into(), vec![(3, 5)]),
+            ("12".into(), 10, "cut".into(), vec![(2, 1)]),
+        ];
+        assert_eq!(read(&sealed.packed), expected);
+        assert_eq!(sealed.rows, 4);
+        let mut ranges = Vec::new();
+        assert!(each_source_range(&sealed.sources, |source, start, end| {
+            ranges.push((source.to_string(), read(&sealed.packed[start..end])));
+        }));
         assert_eq!(
-            summed,
-            [
-                (7, "a'b".to_owned(), vec![(3, 3)]),
-                (8, "n".to_owned(), vec![(3, 5)]),
-                (10, "cut".to_owned(), vec![(2, 1)]),
-            ]
+            ranges,
+            [("05".to_owned(), expected[..1].to_vec()), ("12".to_owned(), expected[1..].to_vec())]
         );
-        let broken = PackedRow { counts: &[0x80], ..rows[0].clone() };
+        // Sealing a sealed value again changes nothing.
+        let again = merge_packed(packed_rows(&sealed.packed).unwrap()).unwrap();
+        assert_eq!(again, sealed);
+        let broken =
+            PackedRow { counts: &[0x80], ..packed_rows(&sealed.packed).unwrap()[0].clone() };
         assert!(merge_packed([broken]).is_none());
+        assert!(!each_source_range(b"12',9;3;", |_, _, _| {}));
+        assert!(!each_source_range(b"12',3;", |_, _, _| {}));
     }
 
     #[test]

@@ -146,20 +146,21 @@ super::sql::sql_impl! {
                 counts,
             }
         });
-        let (packed, rows) = rollup::merge_packed(earlier.into_iter().chain(folded))
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("report_rollup rows of {block:?} hold a malformed blob"))
-            })?;
-        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+        let sealed = rollup::merge_packed(earlier.into_iter().chain(folded)).ok_or_else(|| {
+            StoreError::Corrupt(format!("report_rollup rows of {block:?} hold a malformed blob"))
+        })?;
+        let rows = i64::try_from(sealed.rows).unwrap_or(i64::MAX);
         if existing.is_some() {
             let mut q = QueryBuilder::<DB>::new("UPDATE report_rollup_sealed SET packed_rows = ");
-            q.push_bind(rows).push(", packed = ").push_bind(packed.as_slice());
+            q.push_bind(rows).push(", packed = ").push_bind(sealed.packed.as_slice());
+            q.push(", source_index = ").push_bind(sealed.sources.as_slice());
             q.push(" WHERE app_id = ");
             Self::push_block(&mut q, block);
             q.build().execute(&mut *tx).await?;
         } else {
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, packed_rows, packed) VALUES ("
+                "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, packed_rows, packed, \
+                 source_index) VALUES ("
             ));
             q.push_bind(block.app_id);
             q.push(", ").push_bind(block.date_kind.clone());
@@ -168,7 +169,8 @@ super::sql::sql_impl! {
             q.push(", ").push_bind(block.ad_network_id.clone());
             q.push(", ").push_bind(block.family.clone());
             q.push(", ").push_bind(block.development);
-            q.push(", ").push_bind(rows).push(", ").push_bind(packed.as_slice());
+            q.push(", ").push_bind(rows).push(", ").push_bind(sealed.packed.as_slice());
+            q.push(", ").push_bind(sealed.sources.as_slice());
             q.push(format!(") ON CONFLICT ({BLOCK_COLUMNS}) DO NOTHING"));
             let written = q.build().execute(&mut *tx).await?;
             if DB::rows_affected(&written) == 0 {

@@ -589,3 +589,45 @@ async fn a_mismatched_copy_is_counted_in_the_row_of_the_value_in_effect() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_service_seals_ended_blocks_on_its_schedule_and_reports_stay_the_same() {
+    for db in each_backend().await {
+        let clock = Arc::new(ManualClock::new("2026-11-01T00:00:00Z".parse().unwrap()));
+        let app = TestApp::spawn_full(&db, clock.clone(), |s| {
+            s.keys = Some(crate::helpers::repo_path("testdata/keys"));
+            s.rollup_seal_interval = Some(std::time::Duration::from_millis(200));
+        })
+        .await;
+        ingest_fixture(&app, &clock).await;
+        let viewer = app.key(Role::Viewer).await;
+        let path = format!("/v1/reports?{RANGE}&group_by=day,source_identifier");
+        let (status, open) = app.get_json(&viewer, &path).await;
+        assert_eq!(status, 200, "{open}");
+        clock.set("2026-12-01T00:00:00Z".parse().unwrap());
+        let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM report_rollup_sealed";
+        let mut sealed = 0i64;
+        for _ in 0..100 {
+            sealed = match db.backend {
+                crate::helpers::Backend::Sqlite => {
+                    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+                    sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
+                }
+                _ => {
+                    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                    sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
+                }
+            };
+            if sealed > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(sealed > 0, "{:?}: nothing sealed on the schedule", db.backend);
+        let (status, after) = app.get_json(&viewer, &path).await;
+        assert_eq!(status, 200, "{after}");
+        assert_eq!(open, after, "{:?}", db.backend);
+        assert!(open["totals"]["postbacks"].as_i64().unwrap_or(0) > 0, "{open}");
+        app.stop().await;
+    }
+}
