@@ -24,6 +24,7 @@
 //! | 3 | [`store`] | adapter | SQLite and PostgreSQL behind one `Store` trait; SQL written once |
 //! | 4 | [`auth`] | service | API keys: generation, hashing, cached look-up |
 //! | 4 | [`group_commit`] | infrastructure | many concurrent writers, one transaction |
+//! | 4 | [`leased`] | infrastructure | work one receiver at a time does on a schedule, by a lease in the database |
 //! | 4 | [`schema_versions`] | service | schema versions: apply, list, diff, decode postbacks with the version in effect |
 //! | 5 | [`report`] | service | reports: queries, metrics, CSV, simulation of a draft schema |
 //! | 5 | [`quality`] | service | data quality: the quality report, anomaly detection on a schedule, anomalies and mutes |
@@ -54,6 +55,7 @@ pub mod group_commit;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod leased;
 pub mod loadgen;
 pub mod quality;
 pub mod report;

@@ -454,24 +454,21 @@ pub async fn run_schedule(
     every: Duration,
     rules: DetectionRules,
 ) {
-    let ttl_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX / 4);
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let now_ms = clock.now_ms();
-        match store.take_lease("quality-detect", &holder, now_ms, ttl_ms).await {
-            Ok(true) => match detect_all(store.as_ref(), &schemas, now_ms, &rules).await {
+    let detection = Arc::new((Arc::clone(&store), schemas, rules));
+    crate::leased::run_schedule(store, clock, "quality-detect", holder, every, move |now_ms| {
+        let detection = Arc::clone(&detection);
+        async move {
+            let (store, schemas, rules) = &*detection;
+            match detect_all(store.as_ref(), schemas, now_ms, rules).await {
                 Ok(found) if !found.is_empty() => {
                     tracing::warn!(anomalies = found.len(), "data-quality anomalies found");
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "data-quality detection failed"),
-            },
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "could not take the detection lease"),
+            }
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -18,22 +18,18 @@ pub async fn run_schedule(
     holder: String,
     every: Duration,
 ) {
-    let ttl_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX / 4);
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let now_ms = clock.now_ms();
-        match store.take_lease("rollup-seal", &holder, now_ms, ttl_ms).await {
-            Ok(true) => match store.seal_rollup(now_ms.div_euclid(DAY_MS)).await {
+    let sealer = Arc::clone(&store);
+    crate::leased::run_schedule(store, clock, "rollup-seal", holder, every, move |now_ms| {
+        let sealer = Arc::clone(&sealer);
+        async move {
+            match sealer.seal_rollup(now_ms.div_euclid(DAY_MS)).await {
                 Ok(done) if done.values > 0 => {
                     tracing::info!(values = done.values, rows = done.rows, "rollup blocks sealed");
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sealing rollup blocks failed"),
-            },
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "could not take the sealing lease"),
+            }
         }
-    }
+    })
+    .await;
 }

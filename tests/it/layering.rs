@@ -18,6 +18,7 @@ const RANKS: &[(&str, u8)] = &[
     ("store", 3),
     ("auth", 4),
     ("group_commit", 4),
+    ("leased", 4),
     ("schema_versions", 4),
     ("report", 5),
     ("quality", 5),
