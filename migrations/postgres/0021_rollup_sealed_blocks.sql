@@ -1,11 +1,12 @@
 -- Sealed rollup blocks: once a block has ended, its rollup rows of one network, family and
--- development flag are folded into one value here (packed as reports read them) and deleted from
+-- development flag are folded into a few values here (packed as reports read them), one per
+-- chunk of source identifiers (a hash of the identifier, modulo 16), and deleted from
 -- `report_rollup`. A report of a campaign shape then reads a few values per block instead of a
 -- row per campaign. Rows written to a sealed block later go to `report_rollup` as before, and are
--- folded in again once they are a quarter as many as the value holds (`packed_rows`). Reports sum
+-- folded in again once they are a quarter as many as the block's values hold (`packed_rows`). Reports sum
 -- both tables; counts are added, so a row is counted whichever table holds it. A value keeps each
 -- source identifier's rows together, and `source_index` gives their byte range, so a report of a
--- few campaigns reads only their rows.
+-- few campaigns reads only their chunks, and only their rows in them.
 CREATE TABLE report_rollup_sealed (
     app_id         BIGINT NOT NULL,
     date_kind      TEXT NOT NULL,
@@ -14,10 +15,11 @@ CREATE TABLE report_rollup_sealed (
     ad_network_id  TEXT NOT NULL,
     family         TEXT NOT NULL,
     development    BOOLEAN NOT NULL,
+    chunk          BIGINT NOT NULL,
     packed_rows    BIGINT NOT NULL,
     packed         BYTEA NOT NULL,
     source_index   BYTEA NOT NULL,
-    PRIMARY KEY (app_id, date_kind, span, day, ad_network_id, family, development)
+    PRIMARY KEY (app_id, date_kind, span, day, ad_network_id, family, development, chunk)
 );
 
 DO $$

@@ -459,6 +459,17 @@ super::sql::sql_impl! {
             Self::push_in(&mut q, "ad_network_id", named);
             q.push(" AND family = ").push_bind(family.as_str());
             Self::push_bool(&mut q, "development", &f.development);
+            if !f.source_identifier.is_empty() {
+                // Only the chunks that hold the campaigns named.
+                q.push(" AND chunk IN (");
+                let mut list = q.separated(", ");
+                let chunks: std::collections::BTreeSet<i64> =
+                    f.source_identifier.iter().map(|source| rollup::source_chunk(source)).collect();
+                for chunk in chunks {
+                    list.push_bind(chunk);
+                }
+                q.push(")");
+            }
             let summing = std::sync::Arc::clone(&summing);
             async move {
                 let values = q

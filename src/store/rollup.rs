@@ -550,10 +550,27 @@ pub(crate) struct Sealed {
     pub(crate) rows: usize,
 }
 
-/// Rows summed by key into one sealed value, one run of cells per row, without zero cells or
-/// rows left without cells: how sealing folds a block's rows, and a sealed value's earlier
-/// content, into one value. `None` when a row's counts are malformed.
-pub(crate) fn merge_packed<'a>(rows: impl IntoIterator<Item = PackedRow<'a>>) -> Option<Sealed> {
+/// How many values a block's rows of one network, family and development flag are sealed
+/// into, by source identifier ([`source_chunk`]): a report of one campaign reads one of them,
+/// not every campaign's rows, and a report of every campaign reads this many values per block
+/// and network instead of one, still a few thousand values at most.
+pub(crate) const SOURCE_CHUNKS: i64 = 16;
+
+/// The sealed value of its block that holds a source identifier's rows: FNV-1a of its bytes
+/// (stable across builds, unlike the standard hasher), modulo [`SOURCE_CHUNKS`].
+pub(crate) fn source_chunk(source: &str) -> i64 {
+    let hash =
+        source.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    i64::from(hash) % SOURCE_CHUNKS
+}
+
+/// Rows summed by key into sealed values, one per [`source_chunk`] that keeps a row, one run of
+/// cells per row, without zero cells or rows left without cells: how sealing folds a block's
+/// rows, and its sealed values' earlier content, into new values. `None` when a row's counts
+/// are malformed.
+pub(crate) fn merge_packed<'a>(
+    rows: impl IntoIterator<Item = PackedRow<'a>>,
+) -> Option<BTreeMap<i64, Sealed>> {
     use std::io::Write as _;
     let mut merged: BTreeMap<PackedKey, Cells> = BTreeMap::new();
     for row in rows {
@@ -562,12 +579,15 @@ pub(crate) fn merge_packed<'a>(rows: impl IntoIterator<Item = PackedRow<'a>>) ->
             return None;
         }
     }
-    let mut sealed = Sealed::default();
-    let mut run: Option<(String, usize)> = None;
-    let close = |sources: &mut Vec<u8>, run: Option<(String, usize)>, end: usize| {
-        if let Some((source, start)) = run.filter(|(_, start)| *start < end) {
-            put_quoted(sources, &source);
-            let _ = write!(sources, "{start};{end};");
+    let mut chunks: BTreeMap<i64, Sealed> = BTreeMap::new();
+    // The source identifier whose rows are being written, its chunk and where its rows start.
+    let mut run: Option<(String, i64, usize)> = None;
+    let close = |chunks: &mut BTreeMap<i64, Sealed>, run: Option<(String, i64, usize)>| {
+        if let Some((source, chunk, start)) = run
+            && let Some(sealed) = chunks.get_mut(&chunk)
+        {
+            put_quoted(&mut sealed.sources, &source);
+            let _ = write!(sealed.sources, "{start};{};", sealed.packed.len());
         }
     };
     for (key, cells) in merged {
@@ -575,15 +595,19 @@ pub(crate) fn merge_packed<'a>(rows: impl IntoIterator<Item = PackedRow<'a>>) ->
         if counts.is_empty() {
             continue;
         }
-        if run.as_ref().is_none_or(|(source, _)| *source != key.0) {
-            close(&mut sealed.sources, run.take(), sealed.packed.len());
-            run = Some((key.0.clone(), sealed.packed.len()));
+        if run.as_ref().is_none_or(|(source, ..)| *source != key.0) {
+            close(&mut chunks, run.take());
+            let chunk = source_chunk(&key.0);
+            let start = chunks.entry(chunk).or_default().packed.len();
+            run = Some((key.0.clone(), chunk, start));
         }
+        let Some((_, chunk, _)) = &run else { continue };
+        let sealed = chunks.entry(*chunk).or_default();
         pack_row(&mut sealed.packed, &key, &counts);
         sealed.rows += 1;
     }
-    close(&mut sealed.sources, run, sealed.packed.len());
-    Some(sealed)
+    close(&mut chunks, run);
+    Some(chunks)
 }
 
 /// Call `each(source identifier, start, end)` for each source identifier of a sealed value's
@@ -1276,7 +1300,7 @@ mod tests {
                 interaction: Cow::Borrowed(""),
                 counts,
             });
-        let sealed = merge_packed(rows).unwrap();
+        let chunks = merge_packed(rows).unwrap();
         type Summed = (String, i64, String, Vec<(u32, i64)>);
         let read = |packed: &[u8]| -> Vec<Summed> {
             packed_rows(packed)
@@ -1300,19 +1324,34 @@ mod tests {
             ("12".into(), 8, "n".into(), vec![(3, 5)]),
             ("12".into(), 10, "cut".into(), vec![(2, 1)]),
         ];
-        assert_eq!(read(&sealed.packed), expected);
-        assert_eq!(sealed.rows, 4);
+        assert_ne!(source_chunk("05"), source_chunk("12"), "the example spans two chunks");
+        let mut keys = vec![source_chunk("05"), source_chunk("12")];
+        keys.sort_unstable();
+        assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), keys);
+        let mut all = Vec::new();
         let mut ranges = Vec::new();
-        assert!(each_source_range(&sealed.sources, |source, start, end| {
-            ranges.push((source.to_string(), read(&sealed.packed[start..end])));
-        }));
+        for (chunk, sealed) in &chunks {
+            let rows = read(&sealed.packed);
+            assert!(rows.iter().all(|r| source_chunk(&r.0) == *chunk), "{rows:?}");
+            assert_eq!(sealed.rows, rows.len());
+            all.extend(rows);
+            assert!(each_source_range(&sealed.sources, |source, start, end| {
+                ranges.push((source.to_string(), read(&sealed.packed[start..end])));
+            }));
+        }
+        all.sort();
+        assert_eq!(all, expected);
+        ranges.sort();
         assert_eq!(
             ranges,
             [("05".to_owned(), expected[..1].to_vec()), ("12".to_owned(), expected[1..].to_vec())]
         );
         // Sealing a sealed value again changes nothing.
+        let sealed = &chunks[&source_chunk("12")];
         let again = merge_packed(packed_rows(&sealed.packed).unwrap()).unwrap();
-        assert_eq!(again, sealed);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again.get(&source_chunk("12")), Some(sealed));
+        assert!((0..SOURCE_CHUNKS).contains(&source_chunk("")));
         let broken =
             PackedRow { counts: &[0x80], ..packed_rows(&sealed.packed).unwrap()[0].clone() };
         assert!(merge_packed([broken]).is_none());

@@ -1,5 +1,6 @@
 //! Sealing the rollup's ended blocks: a block's rows of one network, family and development flag
-//! folded into one packed value in `report_rollup_sealed` (migration 0021).
+//! folded into a few packed values in `report_rollup_sealed` (migration 0021), one per chunk of
+//! source identifiers (`rollup::source_chunk`).
 //!
 //! Why: a campaign report over 90 days reads every campaign's row in every block it covers, tens
 //! of thousands of rows, and each costs the database a few microseconds to pack (see
@@ -16,10 +17,11 @@ use sqlx::{QueryBuilder, Row as _};
 
 use super::{SealSummary, StoreError, rollup};
 
-/// The columns that name one sealed value, in the order [`block_of`] reads them.
+/// The columns that name one sealed block (its values differ by `chunk`), in the order
+/// [`block_of`] reads them.
 const BLOCK_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, development";
 
-/// One sealed value's key.
+/// One sealed block's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Block {
     app_id: i64,
@@ -42,9 +44,10 @@ super::sql::sql_impl! {
         q.push_bind(before_day).push(format!(" GROUP BY {BLOCK_COLUMNS}"));
         let open = q.build().fetch_all(&self.pool).await?;
         let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {BLOCK_COLUMNS}, packed_rows FROM report_rollup_sealed WHERE day + span <= "
+            "SELECT {BLOCK_COLUMNS}, CAST(SUM(packed_rows) AS BIGINT) FROM report_rollup_sealed \
+             WHERE day + span <= "
         ));
-        q.push_bind(before_day);
+        q.push_bind(before_day).push(format!(" GROUP BY {BLOCK_COLUMNS}"));
         let sealed: HashMap<Block, i64> = q
             .build()
             .fetch_all(&self.pool)
@@ -123,43 +126,60 @@ super::sql::sql_impl! {
         if open.is_empty() {
             return Ok(0);
         }
-        let mut q = QueryBuilder::<DB>::new("SELECT packed FROM report_rollup_sealed WHERE app_id = ");
+        let mut q =
+            QueryBuilder::<DB>::new("SELECT chunk, packed FROM report_rollup_sealed WHERE app_id = ");
         Self::push_block(&mut q, block);
         q.push(DB::LOCK_ROW);
-        let existing: Option<Vec<u8>> = q.build_query_scalar().fetch_optional(&mut *tx).await?;
-        let earlier = match &existing {
-            Some(packed) => rollup::packed_rows(packed).ok_or_else(|| {
+        let existing: Vec<(i64, Vec<u8>)> = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut earlier = Vec::new();
+        for (_, packed) in &existing {
+            earlier.extend(rollup::packed_rows(packed).ok_or_else(|| {
                 StoreError::Corrupt(format!("report_rollup_sealed value {block:?} is malformed"))
-            })?,
-            None => Vec::new(),
-        };
-        let folded = open.iter().map(|(day, campaign, period, network, source, protocol, version, interaction, counts)| {
-            rollup::PackedRow {
-                day: *day,
-                campaign_id: *campaign,
-                period_day: *period,
-                ad_network_id: Cow::Borrowed(network),
-                source_identifier: Cow::Borrowed(source),
-                protocol: Cow::Borrowed(protocol),
-                version: Cow::Borrowed(version),
-                interaction: Cow::Borrowed(interaction),
-                counts,
-            }
-        });
-        let sealed = rollup::merge_packed(earlier.into_iter().chain(folded)).ok_or_else(|| {
+            })?);
+        }
+        let folded = open.iter().map(
+            |(day, campaign, period, network, source, protocol, version, interaction, counts)| {
+                rollup::PackedRow {
+                    day: *day,
+                    campaign_id: *campaign,
+                    period_day: *period,
+                    ad_network_id: Cow::Borrowed(network),
+                    source_identifier: Cow::Borrowed(source),
+                    protocol: Cow::Borrowed(protocol),
+                    version: Cow::Borrowed(version),
+                    interaction: Cow::Borrowed(interaction),
+                    counts,
+                }
+            },
+        );
+        let mut chunks = rollup::merge_packed(earlier.into_iter().chain(folded)).ok_or_else(|| {
             StoreError::Corrupt(format!("report_rollup rows of {block:?} hold a malformed blob"))
         })?;
-        let rows = i64::try_from(sealed.rows).unwrap_or(i64::MAX);
-        if existing.is_some() {
-            let mut q = QueryBuilder::<DB>::new("UPDATE report_rollup_sealed SET packed_rows = ");
-            q.push_bind(rows).push(", packed = ").push_bind(sealed.packed.as_slice());
-            q.push(", source_index = ").push_bind(sealed.sources.as_slice());
-            q.push(" WHERE app_id = ");
-            Self::push_block(&mut q, block);
-            q.build().execute(&mut *tx).await?;
-        } else {
+        // A chunk whose rows all cancelled out is written empty.
+        for (chunk, _) in &existing {
+            chunks.entry(*chunk).or_default();
+        }
+        for (chunk, sealed) in &chunks {
+            let rows = i64::try_from(sealed.rows).unwrap_or(i64::MAX);
+            if existing.iter().any(|(c, _)| c == chunk) {
+                let mut q =
+                    QueryBuilder::<DB>::new("UPDATE report_rollup_sealed SET packed_rows = ");
+                q.push_bind(rows).push(", packed = ").push_bind(sealed.packed.as_slice());
+                q.push(", source_index = ").push_bind(sealed.sources.as_slice());
+                q.push(" WHERE app_id = ");
+                Self::push_block(&mut q, block);
+                q.push(" AND chunk = ").push_bind(*chunk);
+                q.build().execute(&mut *tx).await?;
+                continue;
+            }
             let mut q = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, packed_rows, packed, \
+                "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, chunk, packed_rows, packed, \
                  source_index) VALUES ("
             ));
             q.push_bind(block.app_id);
@@ -169,9 +189,10 @@ super::sql::sql_impl! {
             q.push(", ").push_bind(block.ad_network_id.clone());
             q.push(", ").push_bind(block.family.clone());
             q.push(", ").push_bind(block.development);
+            q.push(", ").push_bind(*chunk);
             q.push(", ").push_bind(rows).push(", ").push_bind(sealed.packed.as_slice());
             q.push(", ").push_bind(sealed.sources.as_slice());
-            q.push(format!(") ON CONFLICT ({BLOCK_COLUMNS}) DO NOTHING"));
+            q.push(format!(") ON CONFLICT ({BLOCK_COLUMNS}, chunk) DO NOTHING"));
             let written = q.build().execute(&mut *tx).await?;
             if DB::rows_affected(&written) == 0 {
                 // Another receiver sealed this block since the read above; rolling back keeps
