@@ -139,8 +139,8 @@ fn main() {
             store::SealSummary::default()
         };
         println!(
-            "sealed {} values of {} rollup rows in {:.0}s",
-            sealed.values,
+            "sealed {} blocks of {} rollup rows in {:.0}s",
+            sealed.blocks,
             sealed.rows,
             started.elapsed().as_secs_f64()
         );

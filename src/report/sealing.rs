@@ -23,8 +23,8 @@ pub async fn run_schedule(
         let sealer = Arc::clone(&sealer);
         async move {
             match sealer.seal_rollup(now_ms.div_euclid(DAY_MS)).await {
-                Ok(done) if done.values > 0 => {
-                    tracing::info!(values = done.values, rows = done.rows, "rollup blocks sealed");
+                Ok(done) if done.blocks > 0 => {
+                    tracing::info!(blocks = done.blocks, rows = done.rows, "rollup blocks sealed");
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sealing rollup blocks failed"),

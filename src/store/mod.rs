@@ -498,8 +498,9 @@ pub struct ApiKey {
 /// What one pass of [`ReportStore::seal_rollup`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SealSummary {
-    /// Values written: a block's rows of one network, family and development flag.
-    pub values: u64,
+    /// Blocks sealed: a block's rows of one network, family and development flag, written as
+    /// up to 16 values (one per chunk of source identifiers).
+    pub blocks: u64,
     /// Rollup rows folded into them.
     pub rows: u64,
 }
@@ -623,9 +624,9 @@ pub trait ReportStore: Send + Sync + fmt::Debug {
     /// Every app with postbacks or a schema, by App Store ID.
     async fn list_apps(&self) -> Result<Vec<AppSummary>, StoreError>;
 
-    /// Fold the rollup rows of blocks that end before `before_day` into one value per block,
-    /// network, family and development flag, where they are new or a quarter as many as the
-    /// value already holds. Reports read the same counts before and after; campaign shapes read
+    /// Fold the rollup rows of blocks that end before `before_day` into sealed values per block,
+    /// network, family, development flag and chunk of source identifiers, where they are new or
+    /// a quarter as many as the block's values already hold. Reports read the same counts before and after; campaign shapes read
     /// far fewer rows after. Each value is written in a transaction of its own.
     async fn seal_rollup(&self, before_day: i64) -> Result<SealSummary, StoreError>;
 }

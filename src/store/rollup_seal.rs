@@ -64,7 +64,7 @@ super::sql::sql_impl! {
             }
             let folded = Self::seal_block(&self.writer, &block).await?;
             if folded > 0 {
-                summary.values += 1;
+                summary.blocks += 1;
                 summary.rows += folded;
             }
         }

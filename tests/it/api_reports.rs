@@ -461,9 +461,9 @@ async fn every_report_source_gives_identical_reports() {
             if round == 1 || round == 3 {
                 let before = if round == 1 { day("2026-11-10") } else { day("2027-06-01") };
                 let sealed = f.app.store.seal_rollup(before).await.unwrap();
-                assert!(sealed.values > 0 && sealed.rows > 0, "round {round}: {sealed:?}");
+                assert!(sealed.blocks > 0 && sealed.rows > 0, "round {round}: {sealed:?}");
                 let again = f.app.store.seal_rollup(before).await.unwrap();
-                assert_eq!(again.values, 0, "round {round}: nothing left to seal");
+                assert_eq!(again.blocks, 0, "round {round}: nothing left to seal");
             }
             if round == 2 {
                 // A version taking effect mid-month splits the decoding period the rollup keys by.
