@@ -608,16 +608,8 @@ async fn the_service_seals_ended_blocks_on_its_schedule_and_reports_stay_the_sam
         let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM report_rollup_sealed";
         let mut sealed = 0i64;
         for _ in 0..100 {
-            sealed = match db.backend {
-                crate::helpers::Backend::Sqlite => {
-                    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-                    sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
-                }
-                _ => {
-                    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-                    sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
-                }
-            };
+            let counted: Vec<(i64,)> = crate::helpers::rows_of(&db, count).await;
+            sealed = counted.first().map_or(0, |(n,)| *n);
             if sealed > 0 {
                 break;
             }

@@ -443,3 +443,23 @@ impl Spec {
         Postback::from_skan(skan).raw().to_vec()
     }
 }
+
+/// The rows `sql` reads from the test database itself, past the store.
+pub(crate) async fn rows_of<T>(db: &TestDb, sql: &'static str) -> Vec<T>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+    }
+}

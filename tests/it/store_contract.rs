@@ -515,28 +515,8 @@ async fn a_large_mixed_group_gets_each_item_its_own_receipt_and_outcome() {
 async fn receipts_naming_a_missing_postback(db: &crate::helpers::TestDb) -> i64 {
     let sql = "SELECT COUNT(*) FROM receipts r WHERE r.postback_id IS NOT NULL AND NOT EXISTS \
                (SELECT 1 FROM postbacks p WHERE p.app_id = r.app_id AND p.id = r.postback_id)";
-    let counts: Vec<(i64,)> = rows_of(db, sql).await;
+    let counts: Vec<(i64,)> = crate::helpers::rows_of(db, sql).await;
     counts[0].0
-}
-
-/// The rows `sql` reads from the test database itself, past the store.
-async fn rows_of<T>(db: &crate::helpers::TestDb, sql: &'static str) -> Vec<T>
-where
-    T: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
-{
-    match db.backend {
-        crate::helpers::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
-        }
-        _ => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
-        }
-    }
 }
 
 #[tokio::test]
@@ -598,7 +578,7 @@ async fn rollup_lengths(db: &crate::helpers::TestDb) -> Vec<(i64, i64)> {
     let sql = "SELECT CAST(length(counts) AS BIGINT), compacted_bytes FROM report_rollup \
                ORDER BY app_id, date_kind, span, day, ad_network_id, family, source_identifier, \
                campaign_id, protocol, version, interaction, development, period_day";
-    rows_of(db, sql).await
+    crate::helpers::rows_of(db, sql).await
 }
 
 #[tokio::test]
