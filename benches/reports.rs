@@ -139,10 +139,11 @@ fn main() {
             store::SealSummary::default()
         };
         println!(
-            "sealed {} blocks of {} rollup rows in {:.0}s",
+            "sealed {} blocks of {} rollup rows in {:.0}s, the longest block's transaction {} ms",
             sealed.blocks,
             sealed.rows,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            sealed.longest.as_millis()
         );
         if url.starts_with("postgres") {
             // The steady state autovacuum keeps: rollup appends leave dead row versions, and

@@ -24,7 +24,12 @@ pub async fn run_schedule(
         async move {
             match sealer.seal_rollup(now_ms.div_euclid(DAY_MS)).await {
                 Ok(done) if done.blocks > 0 => {
-                    tracing::info!(blocks = done.blocks, rows = done.rows, "rollup blocks sealed");
+                    tracing::info!(
+                        blocks = done.blocks,
+                        rows = done.rows,
+                        longest_ms = done.longest.as_millis(),
+                        "rollup blocks sealed"
+                    );
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sealing rollup blocks failed"),

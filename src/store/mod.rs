@@ -503,6 +503,8 @@ pub struct SealSummary {
     pub blocks: u64,
     /// Rollup rows folded into them.
     pub rows: u64,
+    /// The longest of the blocks' transactions: on SQLite, how long a seal kept writers waiting.
+    pub longest: std::time::Duration,
 }
 
 /// An app the receiver knows: the days its postbacks arrived on and its schema versions.

@@ -62,10 +62,12 @@ super::sql::sql_impl! {
             if !rollup::reseal_due(rows, sealed.get(&block).copied().unwrap_or(0)) {
                 continue;
             }
+            let started = std::time::Instant::now();
             let folded = Self::seal_block(&self.writer, &block).await?;
             if folded > 0 {
                 summary.blocks += 1;
                 summary.rows += folded;
+                summary.longest = summary.longest.max(started.elapsed());
             }
         }
         Ok(summary)
