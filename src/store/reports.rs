@@ -491,7 +491,11 @@ super::sql::sql_impl! {
                     summing.sum(values, reported_day, sign)
                 })
                 .await
-                .map_err(|err| StoreError::Corrupt(format!("summing rollup rows failed: {err}")))?;
+                .map_err(|err| match err.try_into_panic() {
+                    // A panic while summing is a bug: it goes on as if it happened here.
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    Err(err) => StoreError::Corrupt(format!("summing rollup rows stopped: {err}")),
+                })?;
                 summed.ok_or_else(|| {
                     StoreError::Corrupt(
                         "report_rollup returned a malformed packed row or counts blob".to_owned(),
@@ -712,9 +716,10 @@ impl PackedSums {
         let corrupt = std::cell::Cell::new(false);
         let mut slot_cells: Vec<Vec<(u32, i64)>> = Vec::new();
         let mut on_row = |row: rollup::PackedRow<'_>| {
-            if !source_named(&row.source_identifier)
-                || (self.family == rollup::Family::Version
-                    && !wanted(&row.protocol, &row.version, &row.interaction))
+            // Campaigns are filtered before: in the database for rows, by the index for sealed
+            // values (below).
+            if self.family == rollup::Family::Version
+                && !wanted(&row.protocol, &row.version, &row.interaction)
             {
                 return;
             }

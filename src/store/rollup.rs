@@ -440,6 +440,7 @@ fn int(bytes: &[u8], at: &mut usize, end: u8) -> Option<i64> {
     *at += len + 1;
     text.parse().ok()
 }
+
 /// A text quoted as in a packed row (see [`each_packed`]), read from `at` on.
 fn quoted<'a>(bytes: &'a [u8], at: &mut usize) -> Option<Cow<'a, str>> {
     let start = *at;
@@ -644,7 +645,7 @@ pub(crate) fn packed_rows(bytes: &[u8]) -> Option<Vec<PackedRow<'_>>> {
 /// sealed again now that `open_rows` rows were written to it since: once they are a quarter as
 /// many. A seal rewrites the whole value, so resealing a block on every late postback would
 /// rewrite it over and over; this way each row is rewritten a bounded number of times on
-/// average, and a report reads at most a fifth more rows than a fully sealed block holds.
+/// average, and a report reads under a quarter more rows than a fully sealed block holds.
 pub(crate) fn reseal_due(open_rows: i64, sealed_rows: i64) -> bool {
     open_rows > 0 && open_rows.saturating_mul(4) >= sealed_rows
 }

@@ -3,17 +3,15 @@
 //! source identifiers (`rollup::source_chunk`).
 //!
 //! Why: a campaign report over 90 days reads every campaign's row in every block it covers, tens
-//! of thousands of rows, and each costs the database a few microseconds to pack (see
+//! of thousands of rows, and each costs the database a microsecond or more to pack (see
 //! `reports.rs`). Sealed, the same counts are a few hundred values. Writers never touch a sealed
 //! value: a postback counted in a sealed block appends to `report_rollup` as before, and reports
 //! add both tables, so a row is counted once whichever table holds it. A seal deletes the rows it
 //! folds in the same transaction, so a report (one statement per run of blocks) sees each row in
 //! exactly one table.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-
 use sqlx::{QueryBuilder, Row as _};
+use std::borrow::Cow;
 
 use super::{SealSummary, StoreError, rollup};
 
@@ -22,7 +20,7 @@ use super::{SealSummary, StoreError, rollup};
 const BLOCK_COLUMNS: &str = "app_id, date_kind, span, day, ad_network_id, family, development";
 
 /// One sealed block's key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Block {
     app_id: i64,
     date_kind: String,
@@ -43,23 +41,18 @@ super::sql::sql_impl! {
         ));
         q.push_bind(before_day).push(format!(" GROUP BY {BLOCK_COLUMNS}"));
         let open = q.build().fetch_all(&self.pool).await?;
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {BLOCK_COLUMNS}, CAST(SUM(packed_rows) AS BIGINT) FROM report_rollup_sealed \
-             WHERE day + span <= "
-        ));
-        q.push_bind(before_day).push(format!(" GROUP BY {BLOCK_COLUMNS}"));
-        let sealed: HashMap<Block, i64> = q
-            .build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| Ok((Self::block_of(row)?, row.try_get::<i64, _>(7)?)))
-            .collect::<Result<_, StoreError>>()?;
         let mut summary = SealSummary::default();
         for row in &open {
             let block = Self::block_of(row)?;
             let rows: i64 = row.try_get(7)?;
-            if !rollup::reseal_due(rows, sealed.get(&block).copied().unwrap_or(0)) {
+            // How many rows the block's values hold already: one look-up by key per block with
+            // open rows, not a scan of every sealed value on every pass.
+            let mut q = QueryBuilder::<DB>::new(
+                "SELECT CAST(SUM(packed_rows) AS BIGINT) FROM report_rollup_sealed WHERE app_id = ",
+            );
+            Self::push_block(&mut q, &block, Self::condition);
+            let sealed: Option<i64> = q.build_query_scalar().fetch_one(&self.pool).await?;
+            if !rollup::reseal_due(rows, sealed.unwrap_or(0)) {
                 continue;
             }
             let started = std::time::Instant::now();
@@ -85,23 +78,29 @@ super::sql::sql_impl! {
         })
     }
 
-    /// The block's key after a statement's `WHERE app_id = `.
-    fn push_block(q: &mut QueryBuilder<DB>, block: &Block) {
+    /// The block's key in [`BLOCK_COLUMNS`] order, its app first (after a statement's
+    /// `WHERE app_id = ` or `VALUES (`), each other value after `before(its column)`.
+    fn push_block(q: &mut QueryBuilder<DB>, block: &Block, before: fn(&str) -> String) {
         q.push_bind(block.app_id);
-        q.push(" AND date_kind = ").push_bind(block.date_kind.clone());
-        q.push(" AND span = ").push_bind(block.span);
-        q.push(" AND day = ").push_bind(block.day);
-        q.push(" AND ad_network_id = ").push_bind(block.ad_network_id.clone());
-        q.push(" AND family = ").push_bind(block.family.clone());
-        q.push(" AND development = ").push_bind(block.development);
+        q.push(before("date_kind")).push_bind(block.date_kind.clone());
+        q.push(before("span")).push_bind(block.span);
+        q.push(before("day")).push_bind(block.day);
+        q.push(before("ad_network_id")).push_bind(block.ad_network_id.clone());
+        q.push(before("family")).push_bind(block.family.clone());
+        q.push(before("development")).push_bind(block.development);
     }
 
-    /// Fold one block's rollup rows into its sealed value in one transaction; the number of rows
+    /// For [`Self::push_block`] in a `WHERE` clause.
+    fn condition(column: &str) -> String {
+        format!(" AND {column} = ")
+    }
+
+    /// Fold one block's rollup rows into its sealed values in one transaction; the number of rows
     /// folded (0 when another receiver sealed the block first: it is left for the next pass).
     async fn seal_block(writer: &sqlx::Pool<DB>, block: &Block) -> Result<u64, StoreError> {
         let mut tx = DB::begin_write(writer).await?;
         let mut q = QueryBuilder::<DB>::new("DELETE FROM report_rollup WHERE app_id = ");
-        Self::push_block(&mut q, block);
+        Self::push_block(&mut q, block, Self::condition);
         q.push(
             " RETURNING day, campaign_id, period_day, ad_network_id, source_identifier, \
              protocol, version, interaction, counts",
@@ -130,7 +129,7 @@ super::sql::sql_impl! {
         }
         let mut q =
             QueryBuilder::<DB>::new("SELECT chunk, packed FROM report_rollup_sealed WHERE app_id = ");
-        Self::push_block(&mut q, block);
+        Self::push_block(&mut q, block, Self::condition);
         q.push(DB::LOCK_ROW);
         let existing: Vec<(i64, Vec<u8>)> = q
             .build()
@@ -175,7 +174,7 @@ super::sql::sql_impl! {
                 q.push_bind(rows).push(", packed = ").push_bind(sealed.packed.as_slice());
                 q.push(", source_index = ").push_bind(sealed.sources.as_slice());
                 q.push(" WHERE app_id = ");
-                Self::push_block(&mut q, block);
+                Self::push_block(&mut q, block, Self::condition);
                 q.push(" AND chunk = ").push_bind(*chunk);
                 q.build().execute(&mut *tx).await?;
                 continue;
@@ -184,13 +183,7 @@ super::sql::sql_impl! {
                 "INSERT INTO report_rollup_sealed ({BLOCK_COLUMNS}, chunk, packed_rows, packed, \
                  source_index) VALUES ("
             ));
-            q.push_bind(block.app_id);
-            q.push(", ").push_bind(block.date_kind.clone());
-            q.push(", ").push_bind(block.span);
-            q.push(", ").push_bind(block.day);
-            q.push(", ").push_bind(block.ad_network_id.clone());
-            q.push(", ").push_bind(block.family.clone());
-            q.push(", ").push_bind(block.development);
+            Self::push_block(&mut q, block, |_| ", ".to_owned());
             q.push(", ").push_bind(*chunk);
             q.push(", ").push_bind(rows).push(", ").push_bind(sealed.packed.as_slice());
             q.push(", ").push_bind(sealed.sources.as_slice());
